@@ -1,0 +1,2 @@
+//! The syncwarden binary (the command line comes with the server).
+fn main() {}

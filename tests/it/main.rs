@@ -1,3 +1,13 @@
-//! The integration test binary.
+//! The integration test binary: one `spawn_app()` that starts the real
+//! server on a random port with a temporary database, then one module per
+//! concern. Tests talk HTTP to it, as users do.
 
 mod scenarios;
+
+mod helpers;
+
+mod ingest_api;
+
+mod query_api;
+
+mod serve_alerts;

@@ -1,0 +1,32 @@
+//! `/healthz` (the process answers) and `/readyz` (it can serve: the
+//! database answers and the writer is running).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let db = state.store.ping().await;
+    let writer_ok = !state.writer.is_closed();
+    let ready = db.is_ok() && writer_ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "checks": {
+            "database": match &db { Ok(()) => "ok".to_string(), Err(e) => { tracing::warn!(error = %e, "readiness: database"); "unavailable".to_string() } },
+            "writer": if writer_ok { "running" } else { "stopped" },
+        }
+    });
+    (status, Json(body))
+}

@@ -1,0 +1,148 @@
+//! The running sidecar: `App::build(config)` opens the store, loads rules
+//! and state, binds the listener; `run_until_stopped(shutdown)` serves until
+//! the shutdown future completes, then drains in-flight requests, lets the
+//! writer finish what is queued, and closes the database.
+//!
+//! This module owns every task; it is the only I/O around the engine.
+
+pub mod reload;
+pub mod writer;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::evaluate::{self, RuleSet};
+use crate::model::Timestamp;
+use crate::store::Store;
+use writer::{Writer, WriterConfig, WriterHandle};
+
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    writer_join: tokio::task::JoinHandle<()>,
+    store: Store,
+}
+
+/// Loads the rules directory. A directory that does not exist means "no
+/// rules yet" (the sidecar still stores runs); one that exists must pass
+/// `rules check` in full.
+pub fn load_rules(dir: &Path) -> anyhow::Result<RuleSet> {
+    if !dir.exists() {
+        tracing::warn!(dir = %dir.display(), "rules directory not found: runs are stored but no alerts are evaluated");
+        return Ok(RuleSet::default());
+    }
+    evaluate::load_dir(dir).map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!(
+            "rules in {} have {} problem(s):\n{}",
+            dir.display(),
+            problems.len(),
+            text.join("\n")
+        )
+    })
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let rules = load_rules(&config.rules)?;
+        let store = Store::open(&config.database)
+            .await
+            .with_context(|| format!("opening database {}", config.database))?;
+        let writer = Writer::load(
+            store.clone(),
+            rules,
+            WriterConfig {
+                record_errors_per_run: config.store.record_errors_per_run,
+                max_batch_runs: config.store.max_batch_runs,
+            },
+            Timestamp::now,
+        )
+        .await
+        .context("loading alert state")?;
+        let (handle, writer_join) = writer.spawn();
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(Arc::new(config), store.clone(), handle);
+        Ok(App {
+            listener,
+            addr,
+            state,
+            writer_join,
+            store,
+        })
+    }
+
+    /// The bound address (useful with port 0 in tests).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn writer(&self) -> WriterHandle {
+        self.state.writer.clone()
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            addr,
+            state,
+            writer_join,
+            store,
+        } = self;
+        let reload_task = reload::spawn(state.clone());
+        let maintenance = api::spawn_maintenance(state.clone());
+        let router = api::router(state);
+        tracing::info!(%addr, "syncwarden listening");
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server")?;
+        reload_task.abort();
+        maintenance.abort();
+        // The router (and with it the last writer handle) is gone: the
+        // writer finishes its queue and stops.
+        let _ = writer_join.await;
+        store.close().await;
+        tracing::info!("syncwarden stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,673 @@
+//! The writer: the one task that changes the database and the engine.
+//!
+//! Every change — an ingest batch, a timer, a silence, a rules reload — goes
+//! through this task, in one SQLite transaction that stores the runs, the
+//! new alert states and the notices they caused. Two reasons:
+//!
+//! * **Group commit.** Requests queue on a channel; the writer drains what is
+//!   waiting into one transaction and acknowledges each request only after
+//!   that transaction commits. Many small POSTs then cost one fsync-free WAL
+//!   commit, not one each.
+//! * **One truth.** The engine lives in memory (evaluation is microseconds,
+//!   history is never re-read), and the database is its durable copy. If a
+//!   commit fails, the engine rolls back to its state before the batch, so
+//!   memory never runs ahead of the disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::evaluate::{Engine, Notice, NoticeKind, RuleSet, Silence};
+use crate::ingest::classes;
+use crate::model::{Run, RunStatus, Timestamp};
+use crate::store::alerts::AlertRow;
+use crate::store::notices::{IncidentRow, NoticeRow};
+use crate::store::runs::{Evaluation, NewRun};
+use crate::store::silences::SilenceRow;
+use crate::store::syncs::SyncUpdate;
+use crate::store::{self, Store, StoreError, WriteTx};
+
+/// How many runs were stored and how many were copies of stored runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestAck {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the writer has stopped")]
+    Closed,
+}
+
+type IngestReply = oneshot::Sender<Result<IngestAck, WriteError>>;
+
+enum Command {
+    Ingest {
+        runs: Vec<Run>,
+        reply: IngestReply,
+    },
+    AddSilence {
+        silence: SilenceRow,
+        reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+    ExpireSilence {
+        id: String,
+        reply: oneshot::Sender<Result<bool, WriteError>>,
+    },
+    ReloadRules {
+        rules: Box<RuleSet>,
+        reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+}
+
+/// Incident rows opened or closed by one transaction.
+#[derive(Default)]
+struct IncidentChanges {
+    opened: Vec<((String, String), String)>,
+    closed: Vec<(String, (String, String))>,
+}
+
+enum SilenceChange {
+    Add(SilenceRow),
+    Expire(String),
+}
+
+/// The handle API handlers and background tasks use to reach the writer.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl WriterHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, WriteError>>) -> Command,
+    ) -> Result<T, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// True once the writer task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Stores and evaluates validated runs; returns once they are durable.
+    pub async fn ingest(&self, runs: Vec<Run>) -> Result<IngestAck, WriteError> {
+        self.call(|reply| Command::Ingest { runs, reply }).await
+    }
+
+    pub async fn add_silence(&self, silence: SilenceRow) -> Result<(), WriteError> {
+        self.call(|reply| Command::AddSilence { silence, reply })
+            .await
+    }
+
+    /// Ends a silence now; `false` when no silence has that id.
+    pub async fn expire_silence(&self, id: String) -> Result<bool, WriteError> {
+        self.call(|reply| Command::ExpireSilence { id, reply })
+            .await
+    }
+
+    pub async fn reload_rules(&self, rules: RuleSet) -> Result<(), WriteError> {
+        self.call(|reply| Command::ReloadRules {
+            rules: Box::new(rules),
+            reply,
+        })
+        .await
+    }
+}
+
+/// Settings of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub record_errors_per_run: usize,
+    pub max_batch_runs: usize,
+}
+
+/// The writer task's state.
+pub struct Writer {
+    store: Store,
+    engine: Engine,
+    config: WriterConfig,
+    /// Newest evaluated `finished_at` per sync: a run older than this is late.
+    last_evaluated: HashMap<String, Timestamp>,
+    /// Silences not yet ended, mirrored from the database for the engine.
+    silences: Vec<SilenceRow>,
+    /// The open incident of each alert, mirrored from the database. The
+    /// engine closes a held incident that clears without any notice, so
+    /// the writer notices the incident id going away and closes the row.
+    open_incidents: HashMap<(String, String), String>,
+    clock: fn() -> Timestamp,
+}
+
+impl Writer {
+    /// Loads alert state, silences and late-run marks from the database.
+    /// Nothing is replayed: start-up cost does not grow with history.
+    pub async fn load(
+        store: Store,
+        rules: RuleSet,
+        config: WriterConfig,
+        clock: fn() -> Timestamp,
+    ) -> Result<Writer, StoreError> {
+        let now = clock();
+        let mut states = Vec::new();
+        for row in store::alerts::load_all(store.writer()).await? {
+            let state =
+                serde_json::from_str(&row.state).map_err(|e| store::corrupt("alerts.state", e))?;
+            states.push(state);
+        }
+        let silences = store::silences::current(store.writer(), now.0).await?;
+        let engine_silences = silences.iter().filter_map(to_engine_silence).collect();
+        let engine = Engine::restore(rules, states, engine_silences);
+        let last_evaluated = store::syncs::last_evaluated_all(store.writer())
+            .await?
+            .into_iter()
+            .map(|(s, t)| (s, Timestamp(t)))
+            .collect();
+        let open_incidents = store::notices::open_incidents(store.writer())
+            .await?
+            .into_iter()
+            .map(|(rule, sync_id, id)| ((rule, sync_id), id))
+            .collect();
+        Ok(Writer {
+            store,
+            engine,
+            config,
+            last_evaluated,
+            silences,
+            open_incidents,
+            clock,
+        })
+    }
+
+    /// Starts the task. It ends when every handle is dropped, after the
+    /// commands already queued are done.
+    pub fn spawn(self) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let join = tokio::spawn(self.run(rx));
+        (WriterHandle { tx }, join)
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        // Deadlines missed while the process was down fire first.
+        self.tick().await;
+        loop {
+            let wait = self.until_next_deadline();
+            let cmd = tokio::select! {
+                cmd = rx.recv() => cmd,
+                _ = tokio::time::sleep(wait) => {
+                    self.tick().await;
+                    continue;
+                }
+            };
+            let Some(cmd) = cmd else { break };
+            match cmd {
+                Command::Ingest { runs, reply } => {
+                    let mut group = vec![(runs, reply)];
+                    let mut size: usize = group[0].0.len();
+                    let mut deferred = None;
+                    // Group commit: take whatever else is already waiting.
+                    while size < self.config.max_batch_runs {
+                        match rx.try_recv() {
+                            Ok(Command::Ingest { runs, reply }) => {
+                                size += runs.len();
+                                group.push((runs, reply));
+                            }
+                            Ok(other) => {
+                                deferred = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.ingest_group(group).await;
+                    if let Some(cmd) = deferred {
+                        self.other(cmd).await;
+                    }
+                }
+                other => self.other(other).await,
+            }
+        }
+        tracing::debug!("writer stopped");
+    }
+
+    fn until_next_deadline(&self) -> Duration {
+        // Wake at least every 30 s: cheap, and robust to wall-clock jumps.
+        let max = Duration::from_secs(30);
+        match self.engine.next_deadline() {
+            None => max,
+            Some(d) => {
+                let ms = d.0 - (self.clock)().0;
+                if ms <= 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(ms as u64).min(max)
+                }
+            }
+        }
+    }
+
+    async fn other(&mut self, cmd: Command) {
+        match cmd {
+            Command::Ingest { runs, reply } => self.ingest_group(vec![(runs, reply)]).await,
+            Command::AddSilence { silence, reply } => {
+                let _ = reply.send(self.add_silence(silence).await);
+            }
+            Command::ExpireSilence { id, reply } => {
+                let _ = reply.send(self.expire_silence(&id).await);
+            }
+            Command::ReloadRules { rules, reply } => {
+                let _ = reply.send(self.reload(*rules).await);
+            }
+        }
+    }
+
+    /// Fires the timers that are due.
+    async fn tick(&mut self) {
+        let now = (self.clock)();
+        if self.engine.next_deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        let result = async {
+            let mut tx = self.store.begin().await?;
+            let notices = self.engine.advance_to(now);
+            let changes = self.persist(&mut tx, &notices, now).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(changes)
+        }
+        .await;
+        match result {
+            Ok(changes) => {
+                self.engine.commit();
+                self.apply_incident_changes(changes);
+            }
+            Err(e) => {
+                self.engine.rollback();
+                tracing::error!(error = %e, "timer evaluation not stored; will retry");
+            }
+        }
+    }
+
+    async fn ingest_group(&mut self, group: Vec<(Vec<Run>, IngestReply)>) {
+        let mut staged_last = HashMap::new();
+        let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let result = self.ingest_tx(&requests, &mut staged_last).await;
+        match result {
+            Ok((acks, changes)) => {
+                self.engine.commit();
+                self.apply_incident_changes(changes);
+                self.last_evaluated.extend(staged_last);
+                for (reply, ack) in replies.into_iter().zip(acks) {
+                    let _ = reply.send(Ok(ack));
+                }
+            }
+            Err(e) => {
+                self.engine.rollback();
+                tracing::warn!(error = %e, runs = requests.iter().map(Vec::len).sum::<usize>(), "ingest batch not stored");
+                let transient = e.is_transient();
+                let msg = e.to_string();
+                for reply in replies {
+                    let err = if transient {
+                        // Each client gets an equivalent error; the store
+                        // error itself is not cloneable.
+                        StoreError::Db(sqlx::Error::PoolTimedOut)
+                    } else {
+                        store::corrupt("ingest", &msg)
+                    };
+                    let _ = reply.send(Err(WriteError::Store(err)));
+                }
+            }
+        }
+    }
+
+    async fn ingest_tx(
+        &mut self,
+        requests: &[Vec<Run>],
+        staged_last: &mut HashMap<String, Timestamp>,
+    ) -> Result<(Vec<IngestAck>, IncidentChanges), StoreError> {
+        let now = (self.clock)();
+        let mut tx = self.store.begin().await?;
+
+        let keys: Vec<(&str, &str)> = requests
+            .iter()
+            .flatten()
+            .map(|r| (r.sync_id.as_str(), r.run_id.as_str()))
+            .collect();
+        let stored = store::runs::existing(&mut tx, &keys).await?;
+
+        // Decide, in arrival order, which copy of each run is kept.
+        let mut acks = vec![IngestAck::default(); requests.len()];
+        let mut chosen: HashMap<(&str, &str), &Run> = HashMap::new();
+        let mut order: Vec<(&str, &str)> = Vec::new();
+        let mut replace_stored: Vec<(&str, &str)> = Vec::new();
+        for (i, req) in requests.iter().enumerate() {
+            for run in req {
+                let key = (run.sync_id.as_str(), run.run_id.as_str());
+                let prior = chosen.get(&key).map(|r| r.status).or_else(|| {
+                    stored
+                        .get(&(run.sync_id.clone(), run.run_id.clone()))
+                        .copied()
+                });
+                match prior {
+                    // Only copies of finished runs are duplicates.
+                    Some(st) if st != RunStatus::Running => acks[i].duplicates += 1,
+                    Some(_) => {
+                        if !chosen.contains_key(&key) {
+                            replace_stored.push(key);
+                            order.push(key);
+                        }
+                        chosen.insert(key, run);
+                        acks[i].accepted += 1;
+                    }
+                    None => {
+                        chosen.insert(key, run);
+                        order.push(key);
+                        acks[i].accepted += 1;
+                    }
+                }
+            }
+        }
+        if !replace_stored.is_empty() {
+            store::runs::delete(&mut tx, &replace_stored).await?;
+        }
+
+        // Evaluate finished runs in event order; older than the newest
+        // evaluated run of their sync means late.
+        let mut finished: Vec<&Run> = order
+            .iter()
+            .filter_map(|k| chosen.get(k).copied())
+            .filter(|r| r.is_finished())
+            .collect();
+        finished.sort_by(|a, b| {
+            (a.finished_at, &a.sync_id, &a.run_id).cmp(&(b.finished_at, &b.sync_id, &b.run_id))
+        });
+        let mut evaluation: HashMap<(&str, &str), Evaluation> = HashMap::new();
+        let mut to_evaluate: Vec<&Run> = Vec::new();
+        for run in &finished {
+            let Some(fin) = run.finished_at else { continue };
+            let last = staged_last
+                .get(&run.sync_id)
+                .or_else(|| self.last_evaluated.get(&run.sync_id))
+                .copied();
+            let ev = if last.is_some_and(|l| fin < l) {
+                Evaluation::Late
+            } else {
+                staged_last.insert(run.sync_id.clone(), fin);
+                to_evaluate.push(run);
+                Evaluation::Evaluated
+            };
+            evaluation.insert((run.sync_id.as_str(), run.run_id.as_str()), ev);
+        }
+
+        let rows: Vec<NewRun> = order
+            .iter()
+            .filter_map(|k| chosen.get(k).copied())
+            .map(|run| NewRun {
+                run,
+                evaluation: evaluation
+                    .get(&(run.sync_id.as_str(), run.run_id.as_str()))
+                    .copied()
+                    .unwrap_or(Evaluation::Running),
+                classes: classes::classify(&run.record_errors),
+                received: now,
+            })
+            .collect();
+        store::runs::insert(&mut tx, &rows, self.config.record_errors_per_run).await?;
+        store::runs::add_to_rollups(&mut tx, &finished).await?;
+
+        // One sync row update per sync touched.
+        let mut per_sync: BTreeMap<&str, (&Run, i64)> = BTreeMap::new();
+        for row in &rows {
+            let r = row.run;
+            let e = per_sync.entry(r.sync_id.as_str()).or_insert((r, 0));
+            e.1 += 1;
+            let newer = match (r.finished_at, e.0.finished_at) {
+                (Some(a), Some(b)) => a >= b,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if newer {
+                e.0 = r;
+            }
+        }
+        let updates: Vec<SyncUpdate> = per_sync
+            .iter()
+            .map(|(sync_id, (newest, n))| SyncUpdate {
+                sync_id,
+                source: newest.source.as_deref(),
+                newest,
+                last_evaluated: staged_last.get(*sync_id).copied(),
+                runs: *n,
+            })
+            .collect();
+        store::syncs::upsert(&mut tx, &updates, now).await?;
+
+        let mut notices = Vec::new();
+        for run in to_evaluate {
+            notices.extend(self.engine.on_run(run));
+        }
+        let changes = self.persist(&mut tx, &notices, now).await?;
+        tx.commit().await?;
+        Ok((acks, changes))
+    }
+
+    /// Writes the alerts the engine changed and the notices it decided.
+    /// Returns the open-incident changes to apply once the transaction has
+    /// committed.
+    async fn persist(
+        &self,
+        tx: &mut WriteTx,
+        notices: &[Notice],
+        now: Timestamp,
+    ) -> Result<IncidentChanges, StoreError> {
+        let mut rows = Vec::new();
+        let mut removed = Vec::new();
+        let mut changes = IncidentChanges::default();
+        for key in self.engine.dirty() {
+            let map_key = (key.rule.clone(), key.sync_id.clone());
+            let open = self.open_incidents.get(&map_key);
+            let current = self.engine.alert(&key).and_then(|a| a.incident_id());
+            if let Some(old) = open
+                && current != Some(old.as_str())
+            {
+                // Closed without a resolved notice (a held incident that
+                // cleared, or its alert dropped): close the row at `now`.
+                changes.closed.push((old.clone(), map_key.clone()));
+            }
+            if let Some(cur) = current
+                && open.map(String::as_str) != Some(cur)
+            {
+                changes.opened.push((map_key.clone(), cur.to_string()));
+            }
+            match self.engine.alert(&key) {
+                Some(state) => rows.push(AlertRow {
+                    rule: key.rule.clone(),
+                    sync_id: key.sync_id.clone(),
+                    state_name: state.state_name().to_string(),
+                    state: serde_json::to_string(state)
+                        .map_err(|e| store::corrupt("alerts.state (encoding)", e))?,
+                }),
+                None => removed.push(map_key),
+            }
+        }
+        store::alerts::save(tx, &rows, now).await?;
+        store::alerts::delete(tx, &removed).await?;
+
+        let mut notice_rows = Vec::with_capacity(notices.len());
+        for n in notices {
+            notice_rows.push(notice_row(n)?);
+            match n.kind {
+                NoticeKind::Firing => {
+                    store::notices::open_incident(
+                        tx,
+                        &IncidentRow {
+                            incident_id: n.incident_id.clone(),
+                            rule: n.rule.clone(),
+                            sync_id: n.sync_id.clone(),
+                            cause: n.cause.map(|c| c.as_str().to_string()),
+                            state: "firing".into(),
+                            held: n.held.map(|h| h.as_str().to_string()),
+                            opened_ms: n.at.0,
+                            since_ms: n.since.0,
+                            resolved_ms: None,
+                            condition: n.condition.clone(),
+                        },
+                    )
+                    .await?;
+                }
+                NoticeKind::Resolved => {
+                    store::notices::resolve_incident(tx, &n.incident_id, n.at.0).await?;
+                }
+                NoticeKind::Reminder => {}
+            }
+        }
+        for (id, _) in &changes.closed {
+            store::notices::resolve_incident(tx, id, now.0).await?;
+        }
+        store::notices::insert(tx, &notice_rows, now).await?;
+        Ok(changes)
+    }
+
+    fn apply_incident_changes(&mut self, changes: IncidentChanges) {
+        for (id, key) in changes.closed {
+            if self.open_incidents.get(&key) == Some(&id) {
+                self.open_incidents.remove(&key);
+            }
+        }
+        for (key, id) in changes.opened {
+            self.open_incidents.insert(key, id);
+        }
+    }
+
+    async fn add_silence(&mut self, silence: SilenceRow) -> Result<(), WriteError> {
+        let mut list = self.silences.clone();
+        list.push(silence.clone());
+        self.change_silences(SilenceChange::Add(silence), list)
+            .await
+            .map(|_| ())
+    }
+
+    async fn expire_silence(&mut self, id: &str) -> Result<bool, WriteError> {
+        let list = self
+            .silences
+            .iter()
+            .filter(|s| s.id != id)
+            .cloned()
+            .collect();
+        self.change_silences(SilenceChange::Expire(id.to_string()), list)
+            .await
+    }
+
+    /// Stores a silence change and lets the engine re-evaluate holds, in one
+    /// transaction. Returns whether the silence existed (for expiry).
+    async fn change_silences(
+        &mut self,
+        change: SilenceChange,
+        list: Vec<SilenceRow>,
+    ) -> Result<bool, WriteError> {
+        let now = (self.clock)();
+        let result = async {
+            let mut tx = self.store.begin().await?;
+            let found = match &change {
+                SilenceChange::Add(s) => {
+                    store::silences::insert(&mut tx, s).await?;
+                    true
+                }
+                SilenceChange::Expire(id) => store::silences::expire(&mut tx, id, now.0).await?,
+            };
+            let engine_list = list.iter().filter_map(to_engine_silence).collect();
+            let notices = self.engine.set_silences(engine_list, now);
+            let changes = self.persist(&mut tx, &notices, now).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>((found, changes))
+        }
+        .await;
+        match result {
+            Ok((found, changes)) => {
+                self.engine.commit();
+                self.apply_incident_changes(changes);
+                self.silences = list;
+                Ok(found)
+            }
+            Err(e) => {
+                self.engine.rollback();
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn reload(&mut self, rules: RuleSet) -> Result<(), WriteError> {
+        let now = (self.clock)();
+        let result = async {
+            let mut tx = self.store.begin().await?;
+            let notices = self.engine.replace_rules(rules, now);
+            let changes = self.persist(&mut tx, &notices, now).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(changes)
+        }
+        .await;
+        match result {
+            Ok(changes) => {
+                self.engine.commit();
+                self.apply_incident_changes(changes);
+                Ok(())
+            }
+            Err(e) => {
+                self.engine.rollback();
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The serde name of a unit enum variant (`failed_runs`, `inhibited`, …).
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+fn notice_row(n: &Notice) -> Result<NoticeRow, StoreError> {
+    Ok(NoticeRow {
+        notice_key: n.key(),
+        incident_id: n.incident_id.clone(),
+        kind: enum_str(&n.kind),
+        seq: i64::from(n.seq),
+        cause: n.cause.map(|c| enum_str(&c)),
+        rule: n.rule.clone(),
+        sync_id: n.sync_id.clone(),
+        at_ms: n.at.0,
+        status: if n.held.is_some() { "held" } else { "pending" }.into(),
+        held: n.held.map(|h| enum_str(&h)),
+        reason: n.reason.clone(),
+        body: serde_json::to_string(n).map_err(|e| store::corrupt("notices.body (encoding)", e))?,
+    })
+}
+
+/// Converts a stored silence for the engine; a row with unreadable labels
+/// is skipped with a log line rather than blocking every other silence.
+fn to_engine_silence(s: &SilenceRow) -> Option<Silence> {
+    match serde_json::from_str(&s.labels) {
+        Ok(labels) => Some(Silence {
+            id: s.id.clone(),
+            rule: s.rule.clone(),
+            sync: s.sync.clone(),
+            labels,
+            starts_at: Timestamp(s.starts_ms),
+            ends_at: Timestamp(s.ends_ms),
+        }),
+        Err(e) => {
+            tracing::error!(silence = %s.id, error = %e, "stored silence has unreadable labels; ignored");
+            None
+        }
+    }
+}

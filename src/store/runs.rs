@@ -1,0 +1,480 @@
+//! Runs and their record errors: batched writes for ingest, paged reads for
+//! the API.
+//!
+//! Writes use multi-row statements (`QueryBuilder::push_values`): each
+//! statement costs a hop to SQLite's worker thread, so a batch of a thousand
+//! runs must be a handful of statements, not a thousand.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+
+use super::{Result, WriteTx, corrupt};
+use crate::ingest::classes::ErrorClass;
+use crate::model::{RecordCounts, RecordError, Run, RunError, RunStatus, Timestamp};
+
+/// SQLite allows 32,766 bound parameters per statement; stay well below.
+const MAX_PARAMS: usize = 30_000;
+
+/// What the engine did with a stored run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evaluation {
+    /// Evaluated by the engine in order.
+    Evaluated,
+    /// Finished before the newest evaluated run of its sync: stored, shown,
+    /// never evaluated (SPEC §1).
+    Late,
+    /// Not finished yet: stored and shown, never evaluated.
+    Running,
+}
+
+impl Evaluation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evaluation::Evaluated => "evaluated",
+            Evaluation::Late => "late",
+            Evaluation::Running => "running",
+        }
+    }
+}
+
+/// A run about to be written, with what ingest derived from it.
+pub struct NewRun<'a> {
+    pub run: &'a Run,
+    pub evaluation: Evaluation,
+    pub classes: Vec<ErrorClass>,
+    pub received: Timestamp,
+}
+
+/// Looks up which of `keys` are already stored, with their status.
+pub async fn existing(
+    tx: &mut WriteTx,
+    keys: &[(&str, &str)],
+) -> Result<HashMap<(String, String), RunStatus>> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(MAX_PARAMS / 2) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT sync_id, run_id, status FROM runs WHERE (sync_id, run_id) IN (",
+        );
+        qb.push_values(chunk, |mut b, (s, r)| {
+            b.push_bind(*s).push_bind(*r);
+        });
+        qb.push(")");
+        let rows: Vec<(String, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+        for (s, r, st) in rows {
+            let status = RunStatus::parse(&st).ok_or_else(|| corrupt("runs.status", &st))?;
+            found.insert((s, r), status);
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes stored copies (used when a finished run replaces its `running`
+/// copy; record errors go with them through the foreign key).
+pub async fn delete(tx: &mut WriteTx, keys: &[(&str, &str)]) -> Result<()> {
+    for chunk in keys.chunks(MAX_PARAMS / 2) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("DELETE FROM runs WHERE (sync_id, run_id) IN (");
+        qb.push_values(chunk, |mut b, (s, r)| {
+            b.push_bind(*s).push_bind(*r);
+        });
+        qb.push(")");
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+const RUN_COLUMNS: usize = 19;
+
+/// Inserts runs and up to `cap` record errors of each.
+pub async fn insert(tx: &mut WriteTx, runs: &[NewRun<'_>], cap: usize) -> Result<()> {
+    let mut ids: HashMap<(&str, &str), i64> = HashMap::with_capacity(runs.len());
+    for chunk in runs.chunks(MAX_PARAMS / RUN_COLUMNS) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO runs (sync_id, run_id, status, finished_ms, started_ms, processed, \
+             succeeded, failed, invalid, error_code, error_message, url, source, labels, \
+             record_errors_total, record_errors_stored, error_classes, received_ms, evaluation) ",
+        );
+        let mut encode_err = None;
+        qb.push_values(chunk, |mut b, n| {
+            let r = n.run;
+            let labels = serde_json::to_string(&r.labels).unwrap_or_else(|e| {
+                encode_err = Some(e.to_string());
+                "{}".into()
+            });
+            let classes = serde_json::to_string(&n.classes).unwrap_or_else(|e| {
+                encode_err = Some(e.to_string());
+                "[]".into()
+            });
+            b.push_bind(r.sync_id.as_str())
+                .push_bind(r.run_id.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(r.finished_at.map(|t| t.0))
+                .push_bind(r.started_at.map(|t| t.0))
+                .push_bind(r.records.processed.map(|v| v as i64))
+                .push_bind(r.records.succeeded.map(|v| v as i64))
+                .push_bind(r.records.failed.map(|v| v as i64))
+                .push_bind(r.records.invalid.map(|v| v as i64))
+                .push_bind(r.error.as_ref().and_then(|e| e.code.as_deref()))
+                .push_bind(r.error.as_ref().map(|e| e.message.as_str()))
+                .push_bind(r.url.as_deref())
+                .push_bind(r.source.as_deref())
+                .push_bind(labels)
+                .push_bind(r.record_errors.len() as i64)
+                .push_bind(r.record_errors.len().min(cap) as i64)
+                .push_bind(classes)
+                .push_bind(n.received.0)
+                .push_bind(n.evaluation.as_str());
+        });
+        if let Some(e) = encode_err {
+            return Err(corrupt("runs (encoding)", e));
+        }
+        qb.push(" RETURNING id, sync_id, run_id");
+        let rows: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+        // RETURNING order is unspecified in SQLite: map by key.
+        let by_key: HashMap<(String, String), i64> =
+            rows.into_iter().map(|(id, s, r)| ((s, r), id)).collect();
+        for n in chunk {
+            let key = (n.run.sync_id.clone(), n.run.run_id.clone());
+            let id = *by_key
+                .get(&key)
+                .ok_or_else(|| corrupt("runs (insert)", "inserted row id missing"))?;
+            ids.insert((n.run.sync_id.as_str(), n.run.run_id.as_str()), id);
+        }
+    }
+
+    let errors: Vec<(i64, usize, &RecordError)> = runs
+        .iter()
+        .flat_map(|n| {
+            let id = ids
+                .get(&(n.run.sync_id.as_str(), n.run.run_id.as_str()))
+                .copied()
+                .unwrap_or_default();
+            n.run
+                .record_errors
+                .iter()
+                .take(cap)
+                .enumerate()
+                .map(move |(i, e)| (id, i, e))
+        })
+        .collect();
+    for chunk in errors.chunks(MAX_PARAMS / 6) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO record_errors (run_pk, seq, record_id, code, message, field) ",
+        );
+        qb.push_values(chunk, |mut b, (id, seq, e)| {
+            b.push_bind(*id)
+                .push_bind(*seq as i64)
+                .push_bind(e.record_id.as_deref())
+                .push_bind(e.code.as_deref())
+                .push_bind(e.message.as_str())
+                .push_bind(e.field.as_deref());
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Adds finished runs to the hourly rollups of their syncs.
+pub async fn add_to_rollups(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
+    #[derive(Default)]
+    struct Delta {
+        runs: i64,
+        success: i64,
+        failed_runs: i64,
+        cancelled: i64,
+        processed: i64,
+        succeeded: i64,
+        failed: i64,
+        invalid: i64,
+    }
+    let mut deltas: BTreeMap<(&str, i64), Delta> = BTreeMap::new();
+    for r in runs {
+        let Some(fin) = r.finished_at else { continue };
+        let hour = fin.0.div_euclid(3_600_000) * 3_600_000;
+        let d = deltas.entry((r.sync_id.as_str(), hour)).or_default();
+        d.runs += 1;
+        match r.status {
+            RunStatus::Success => d.success += 1,
+            RunStatus::Failed => d.failed_runs += 1,
+            RunStatus::Cancelled => d.cancelled += 1,
+            RunStatus::Running => {}
+        }
+        d.processed += r.records.processed.unwrap_or(0) as i64;
+        d.succeeded += r.records.succeeded.unwrap_or(0) as i64;
+        d.failed += r.records.failed.unwrap_or(0) as i64;
+        d.invalid += r.records.invalid.unwrap_or(0) as i64;
+    }
+    let rows: Vec<_> = deltas.into_iter().collect();
+    for chunk in rows.chunks(MAX_PARAMS / 10) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO sync_hourly (sync_id, hour_ms, runs, runs_success, runs_failed, \
+             runs_cancelled, processed, succeeded, failed, invalid) ",
+        );
+        qb.push_values(chunk, |mut b, ((s, h), d)| {
+            b.push_bind(*s)
+                .push_bind(*h)
+                .push_bind(d.runs)
+                .push_bind(d.success)
+                .push_bind(d.failed_runs)
+                .push_bind(d.cancelled)
+                .push_bind(d.processed)
+                .push_bind(d.succeeded)
+                .push_bind(d.failed)
+                .push_bind(d.invalid);
+        });
+        qb.push(
+            " ON CONFLICT (sync_id, hour_ms) DO UPDATE SET runs = runs + excluded.runs, \
+             runs_success = runs_success + excluded.runs_success, \
+             runs_failed = runs_failed + excluded.runs_failed, \
+             runs_cancelled = runs_cancelled + excluded.runs_cancelled, \
+             processed = processed + excluded.processed, \
+             succeeded = succeeded + excluded.succeeded, \
+             failed = failed + excluded.failed, invalid = invalid + excluded.invalid",
+        );
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A stored run as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredRun {
+    #[serde(flatten)]
+    pub run: Run,
+    pub evaluation: Evaluation,
+    pub received_at: Timestamp,
+    pub record_errors_total: i64,
+    pub record_errors_stored: i64,
+    pub error_classes: Vec<ErrorClass>,
+    #[serde(skip)]
+    pub pk: i64,
+}
+
+#[derive(FromRow)]
+struct RunRow {
+    id: i64,
+    sync_id: String,
+    run_id: String,
+    status: String,
+    finished_ms: Option<i64>,
+    started_ms: Option<i64>,
+    processed: Option<i64>,
+    succeeded: Option<i64>,
+    failed: Option<i64>,
+    invalid: Option<i64>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    url: Option<String>,
+    source: Option<String>,
+    labels: String,
+    record_errors_total: i64,
+    record_errors_stored: i64,
+    error_classes: String,
+    received_ms: i64,
+    evaluation: String,
+}
+
+const SELECT_RUN: &str = "SELECT id, sync_id, run_id, status, finished_ms, started_ms, processed, \
+     succeeded, failed, invalid, error_code, error_message, url, source, labels, \
+     record_errors_total, record_errors_stored, error_classes, received_ms, evaluation FROM runs ";
+
+impl RunRow {
+    fn into_stored(self) -> Result<StoredRun> {
+        let status =
+            RunStatus::parse(&self.status).ok_or_else(|| corrupt("runs.status", &self.status))?;
+        let evaluation = match self.evaluation.as_str() {
+            "evaluated" => Evaluation::Evaluated,
+            "late" => Evaluation::Late,
+            _ => Evaluation::Running,
+        };
+        let count = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+        Ok(StoredRun {
+            pk: self.id,
+            run: Run {
+                sync_id: self.sync_id,
+                run_id: self.run_id,
+                status,
+                finished_at: self.finished_ms.map(Timestamp),
+                started_at: self.started_ms.map(Timestamp),
+                records: RecordCounts {
+                    processed: count(self.processed),
+                    succeeded: count(self.succeeded),
+                    failed: count(self.failed),
+                    invalid: count(self.invalid),
+                },
+                error: self.error_message.map(|message| RunError {
+                    code: self.error_code,
+                    message,
+                }),
+                record_errors: Vec::new(),
+                url: self.url,
+                source: self.source,
+                labels: serde_json::from_str(&self.labels)
+                    .map_err(|e| corrupt("runs.labels", e))?,
+            },
+            evaluation,
+            received_at: Timestamp(self.received_ms),
+            record_errors_total: self.record_errors_total,
+            record_errors_stored: self.record_errors_stored,
+            error_classes: serde_json::from_str(&self.error_classes)
+                .map_err(|e| corrupt("runs.error_classes", e))?,
+        })
+    }
+}
+
+/// One run with its stored record errors (at most `errors_limit`).
+pub async fn get(
+    pool: &SqlitePool,
+    sync_id: &str,
+    run_id: &str,
+    errors_limit: i64,
+) -> Result<Option<StoredRun>> {
+    let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_RUN} WHERE sync_id = ? AND run_id = ?"
+    )))
+    .bind(sync_id)
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut stored = row.into_stored()?;
+    stored.run.record_errors = record_errors(pool, stored.pk, errors_limit).await?;
+    Ok(Some(stored))
+}
+
+pub async fn record_errors(pool: &SqlitePool, run_pk: i64, limit: i64) -> Result<Vec<RecordError>> {
+    #[derive(FromRow)]
+    struct Row {
+        record_id: Option<String>,
+        code: Option<String>,
+        message: String,
+        field: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT record_id, code, message, field FROM record_errors WHERE run_pk = ? \
+         ORDER BY seq LIMIT ?",
+    )
+    .bind(run_pk)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RecordError {
+            record_id: r.record_id,
+            code: r.code,
+            message: r.message,
+            field: r.field,
+        })
+        .collect())
+}
+
+/// A page of a sync's runs, newest first (by finished time, running runs
+/// — which have none — first). `before` is the cursor: the `id` of the
+/// last run of the previous page.
+pub async fn list_for_sync(
+    pool: &SqlitePool,
+    sync_id: &str,
+    before: Option<(i64, i64)>,
+    limit: i64,
+) -> Result<Vec<StoredRun>> {
+    // COALESCE keeps running runs (no finished time) at the top.
+    let rows: Vec<RunRow> = match before {
+        None => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT_RUN} WHERE sync_id = ? \
+                 ORDER BY COALESCE(finished_ms, 9223372036854775807) DESC, id DESC LIMIT ?"
+            )))
+            .bind(sync_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        Some((fin, id)) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT_RUN} WHERE sync_id = ? AND \
+                 (COALESCE(finished_ms, 9223372036854775807), id) < (?, ?) \
+                 ORDER BY COALESCE(finished_ms, 9223372036854775807) DESC, id DESC LIMIT ?"
+            )))
+            .bind(sync_id)
+            .bind(fin)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.into_iter().map(RunRow::into_stored).collect()
+}
+
+/// Runs of a sync that finished in `[from, to]`, oldest first, at most
+/// `limit` (for notices: the bad runs of an incident).
+pub async fn list_between(
+    pool: &SqlitePool,
+    sync_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+    limit: i64,
+) -> Result<Vec<StoredRun>> {
+    let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_RUN} WHERE sync_id = ? AND finished_ms BETWEEN ? AND ? \
+         ORDER BY finished_ms, id LIMIT ?"
+    )))
+    .bind(sync_id)
+    .bind(from.0)
+    .bind(to.0)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(RunRow::into_stored).collect()
+}
+
+/// Totals over the hourly rollups of one sync since `from`.
+#[derive(Debug, Clone, Default, Serialize, FromRow)]
+pub struct Totals {
+    pub runs: i64,
+    pub runs_success: i64,
+    pub runs_failed: i64,
+    pub runs_cancelled: i64,
+    pub records_processed: i64,
+    pub records_succeeded: i64,
+    pub records_failed: i64,
+    pub records_invalid: i64,
+}
+
+const TOTALS: &str = "COALESCE(SUM(runs),0) AS runs, COALESCE(SUM(runs_success),0) AS runs_success, \
+     COALESCE(SUM(runs_failed),0) AS runs_failed, COALESCE(SUM(runs_cancelled),0) AS runs_cancelled, \
+     COALESCE(SUM(processed),0) AS records_processed, COALESCE(SUM(succeeded),0) AS records_succeeded, \
+     COALESCE(SUM(failed),0) AS records_failed, COALESCE(SUM(invalid),0) AS records_invalid";
+
+pub async fn totals(pool: &SqlitePool, sync_id: &str, from: Timestamp) -> Result<Totals> {
+    let hour = from.0.div_euclid(3_600_000) * 3_600_000;
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TOTALS} FROM sync_hourly WHERE sync_id = ? AND hour_ms >= ?"
+    )))
+    .bind(sync_id)
+    .bind(hour)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Totals of every sync since `from`, keyed by sync id.
+pub async fn totals_all(pool: &SqlitePool, from: Timestamp) -> Result<HashMap<String, Totals>> {
+    #[derive(FromRow)]
+    struct Row {
+        sync_id: String,
+        #[sqlx(flatten)]
+        totals: Totals,
+    }
+    let hour = from.0.div_euclid(3_600_000) * 3_600_000;
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT sync_id, {TOTALS} FROM sync_hourly WHERE hour_ms >= ? GROUP BY sync_id"
+    )))
+    .bind(hour)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.sync_id, r.totals)).collect())
+}

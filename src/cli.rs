@@ -1,6 +1,6 @@
 //! The command line (SPEC §5): `serve` runs the sidecar; the other commands
 //! are offline tools (`rules check`, `backtest`) or small clients of a
-//! running sidecar (`silence`).
+//! running sidecar (`silence`, and `report` / `exec` in [`crate::client`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -45,6 +45,10 @@ pub enum Command {
         #[command(subcommand)]
         command: SilenceCommand,
     },
+    /// Report one run of a script to a running sidecar.
+    Report(crate::client::ReportArgs),
+    /// Run a job, pass its output through, and report how it ended.
+    Exec(crate::client::ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +90,11 @@ pub struct BacktestArgs {
     /// Also print held firings (`"held":"inhibited"`).
     #[arg(long)]
     pub all: bool,
+    /// Score the firing notices against labeled episodes (a `truth.json`:
+    /// `[{sync_id, kind, start, end}]`) and print precision and recall
+    /// instead of the notices.
+    #[arg(long, value_name = "EPISODES.json")]
+    pub score: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -138,11 +147,11 @@ pub enum SilenceCommand {
     },
 }
 
-fn parse_ts(s: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_ts(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(s)
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not key=value"))
@@ -159,7 +168,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 templates: args.templates,
             };
             let config = Config::load(args.config.as_deref(), &overrides)?;
-            tracing::info!(?config, "configuration");
+            let shown = Config {
+                sources: crate::ingest::sources::redacted(&config.sources),
+                ..config.clone()
+            };
+            tracing::info!(config = ?shown, "configuration");
             let app = App::build(config).await?;
             app.run_until_stopped(crate::app::shutdown_signal()).await?;
             Ok(0)
@@ -172,17 +185,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let stderr = std::io::stderr();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut err = stderr.lock();
-            let result = evaluate::backtest_cli(
-                &args.rules,
-                &args.runs,
-                args.until,
-                args.all,
-                &mut out,
-                &mut err,
-            );
+            let result = match &args.score {
+                Some(episodes) => evaluate::score::score_cli(
+                    &args.rules,
+                    &args.runs,
+                    episodes,
+                    args.until,
+                    &mut out,
+                    &mut err,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+                None => evaluate::backtest_cli(
+                    &args.rules,
+                    &args.runs,
+                    args.until,
+                    args.all,
+                    &mut out,
+                    &mut err,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            };
             out.flush()?;
             match result {
-                Ok(_) => Ok(0),
+                Ok(()) => Ok(0),
                 Err(e) => {
                     eprintln!("syncwarden backtest: {e}");
                     Ok(1)
@@ -190,6 +217,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Silence { command } => silence(command).await,
+        Command::Report(args) => crate::client::report(args).await,
+        Command::Exec(args) => crate::client::exec(args).await,
     }
 }
 
@@ -221,7 +250,7 @@ pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("building HTTP client")
 }
 
-async fn send(
+pub(crate) async fn send(
     client: &ClientArgs,
     req: reqwest::RequestBuilder,
 ) -> anyhow::Result<serde_json::Value> {

@@ -98,6 +98,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub store: StoreConfig,
     pub channels: ChannelsConfig,
+    pub delivery: DeliveryConfig,
     pub telemetry: TelemetryConfig,
     /// Vendor sources (webhook secrets, API pollers). Typed by the adapters
     /// that read them.
@@ -116,6 +117,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             store: StoreConfig::default(),
             channels: ChannelsConfig::default(),
+            delivery: DeliveryConfig::default(),
             telemetry: TelemetryConfig::default(),
             sources: toml::Table::new(),
         }
@@ -222,6 +224,43 @@ pub struct WebhookChannel {
     pub rate: Option<String>,
     #[serde(default)]
     pub burst: Option<u32>,
+}
+
+/// How the outbox worker retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// First retry delay after a transient failure; doubles each attempt
+    /// (with jitter) up to `retry_max`.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_initial: std::time::Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_max: std::time::Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_initial: std::time::Duration::from_secs(2),
+            retry_max: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
+/// Durations written as `2s`, `10m`, `1h` in the config file.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a duration like 30s or 5m: {e}"))
+        })?;
+        if v.is_zero() {
+            return Err(serde::de::Error::custom("duration must be > 0"));
+        }
+        Ok(v)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

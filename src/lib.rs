@@ -9,12 +9,12 @@
 //!    in SQLite; all SQL lives there.
 //! 3. [`evaluate`] is the pure alert engine: runs, timers and holds in,
 //!    notices out, with time passed in explicitly. It does no I/O.
-//! 4. `notify` (next) delivers the outbox: email, Slack, webhooks.
+//! 4. [`notify`] delivers the outbox: email, Slack, webhooks, rate-limited.
 //! 5. [`telemetry`] wires `tracing` and OpenTelemetry.
 //!
 //! Around them: [`config`] (one typed configuration), [`api`] (the HTTP
 //! surface), [`app`] (builds and runs the sidecar, owns every task) and
-//! [`cli`] (the command line).
+//! [`cli`] (the command line, with [`client`] for `report` and `exec`).
 
 pub mod model;
 
@@ -23,6 +23,8 @@ pub mod ingest;
 pub mod store;
 
 pub mod evaluate;
+
+pub mod notify;
 
 pub mod telemetry;
 
@@ -33,3 +35,5 @@ pub mod api;
 pub mod app;
 
 pub mod cli;
+
+pub mod client;

@@ -15,7 +15,7 @@ use super::{ApiError, AppState, page_limit};
 use crate::model::Timestamp;
 use crate::store::notices::IncidentRow;
 use crate::store::silences::SilenceRow;
-use crate::store::{alerts, notices, silences};
+use crate::store::{alerts, deliveries, notices, silences};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,10 +130,23 @@ pub async fn notifications(
         limit,
     )
     .await?;
+    let ids: Vec<i64> = rows.iter().map(|n| n.id).collect();
+    let mut per_notice: std::collections::HashMap<i64, Vec<Value>> = Default::default();
+    for d in deliveries::for_notices(state.store.reader(), &ids).await? {
+        per_notice.entry(d.notice_id).or_default().push(json!({
+            "channel": d.channel,
+            "status": d.status,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "sent_at": d.sent_ms.map(Timestamp),
+            "next_attempt_at": (d.status == "pending").then_some(Timestamp(d.next_attempt_ms)),
+        }));
+    }
     let out: Vec<Value> = rows
         .into_iter()
         .map(|n| {
             json!({
+                "deliveries": per_notice.remove(&n.id).unwrap_or_default(),
                 "key": n.notice_key,
                 "incident_id": n.incident_id,
                 "kind": n.kind,

@@ -1,5 +1,7 @@
 //! `/healthz` (the process answers) and `/readyz` (it can serve: the
-//! database answers and the writer is running).
+//! database answers and the writer is running). `/readyz` also details each
+//! vendor source (polls, webhooks, last error); a failing vendor does not
+//! make the sidecar unready.
 
 use axum::Json;
 use axum::extract::State;
@@ -26,7 +28,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "checks": {
             "database": match &db { Ok(()) => "ok".to_string(), Err(e) => { tracing::warn!(error = %e, "readiness: database"); "unavailable".to_string() } },
             "writer": if writer_ok { "running" } else { "stopped" },
-        }
+        },
+        "sources": state.vendors.status.snapshot(),
     });
     (status, Json(body))
 }

@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod runs;
 mod syncs;
+mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -29,8 +30,10 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 
+use crate::app::pollers::Vendors;
 use crate::app::writer::WriterHandle;
 use crate::config::Config;
+use crate::notify::Channels;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -39,19 +42,35 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub writer: WriterHandle,
+    /// Vendor sources: webhook secrets, API clients, their status.
+    pub vendors: Arc<Vendors>,
+    /// Notification channels (for reload checks and the templates).
+    pub channels: Arc<Channels>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, writer: WriterHandle) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        writer: WriterHandle,
+        channels: Arc<Channels>,
+    ) -> Self {
         let limiter = NonZeroU32::new(config.api.requests_per_second)
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n).allow_burst(n))));
         AppState {
             config,
             store,
             writer,
+            vendors: Arc::new(Vendors::default()),
+            channels,
             limiter,
         }
+    }
+
+    pub fn with_vendors(mut self, vendors: Arc<Vendors>) -> Self {
+        self.vendors = vendors;
+        self
     }
 }
 
@@ -74,6 +93,9 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .nest("/v1", v1)
+        // Vendors authenticate with their own schemes (SPEC §6): outside
+        // the bearer-token layer.
+        .nest("/v1/webhooks", webhooks::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

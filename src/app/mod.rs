@@ -5,6 +5,7 @@
 //!
 //! This module owns every task; it is the only I/O around the engine.
 
+pub mod pollers;
 pub mod reload;
 pub mod writer;
 
@@ -19,7 +20,11 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::evaluate::{self, RuleSet};
+use crate::ingest::sources::Sources;
 use crate::model::Timestamp;
+use crate::notify::render::Templates;
+use crate::notify::worker::Outbox;
+use crate::notify::{self, Channels};
 use crate::store::Store;
 use writer::{Writer, WriterConfig, WriterHandle};
 
@@ -29,17 +34,19 @@ pub struct App {
     state: AppState,
     writer_join: tokio::task::JoinHandle<()>,
     store: Store,
+    outbox: Outbox,
+    outbox_signal: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Loads the rules directory. A directory that does not exist means "no
 /// rules yet" (the sidecar still stores runs); one that exists must pass
-/// `rules check` in full.
-pub fn load_rules(dir: &Path) -> anyhow::Result<RuleSet> {
+/// `rules check` in full, and every channel a rule notifies must exist.
+pub fn load_rules(dir: &Path, channels: &Channels) -> anyhow::Result<RuleSet> {
     if !dir.exists() {
         tracing::warn!(dir = %dir.display(), "rules directory not found: runs are stored but no alerts are evaluated");
         return Ok(RuleSet::default());
     }
-    evaluate::load_dir(dir).map_err(|problems| {
+    let rules = evaluate::load_dir(dir).map_err(|problems| {
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow::anyhow!(
             "rules in {} have {} problem(s):\n{}",
@@ -47,12 +54,41 @@ pub fn load_rules(dir: &Path) -> anyhow::Result<RuleSet> {
             problems.len(),
             text.join("\n")
         )
-    })
+    })?;
+    let mut unknown = Vec::new();
+    for rule in &rules.rules {
+        for ch in &rule.notify {
+            if let Err(e) = channels.resolve(ch) {
+                unknown.push(format!(
+                    "{}:{}: rule {:?}: {e}",
+                    rule.file.display(),
+                    rule.line,
+                    rule.name
+                ));
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "rules name channels that are not configured:\n{}",
+            unknown.join("\n")
+        );
+    }
+    Ok(rules)
 }
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let rules = load_rules(&config.rules)?;
+        let sources = Sources::parse(&config.sources)
+            .map_err(|e| anyhow::anyhow!("invalid [sources] configuration: {e}"))?;
+        let vendors = Arc::new(pollers::Vendors::build(sources)?);
+        let templates = Templates::load(&config.templates)
+            .with_context(|| format!("loading templates from {}", config.templates.display()))?;
+        let channels = Arc::new(
+            Channels::from_config(&config.channels, Arc::new(templates))
+                .context("configuring notification channels")?,
+        );
+        let rules = load_rules(&config.rules, &channels)?;
         let store = Store::open(&config.database)
             .await
             .with_context(|| format!("opening database {}", config.database))?;
@@ -67,18 +103,29 @@ impl App {
         )
         .await
         .context("loading alert state")?;
+        let outbox = Outbox {
+            store: store.clone(),
+            channels: channels.clone(),
+            rules: writer.rules(),
+            public_url: config.public_url.clone(),
+            retry: config.delivery.clone(),
+        };
+        let outbox_signal = writer.outbox_signal();
         let (handle, writer_join) = writer.spawn();
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(Arc::new(config), store.clone(), handle);
+        let state =
+            AppState::new(Arc::new(config), store.clone(), handle, channels).with_vendors(vendors);
         Ok(App {
             listener,
             addr,
             state,
             writer_join,
             store,
+            outbox,
+            outbox_signal,
         })
     }
 
@@ -101,9 +148,15 @@ impl App {
             state,
             writer_join,
             store,
+            outbox,
+            outbox_signal,
         } = self;
+        let workers = notify::worker::spawn(outbox, outbox_signal)
+            .await
+            .context("starting the outbox worker")?;
         let reload_task = reload::spawn(state.clone());
         let maintenance = api::spawn_maintenance(state.clone());
+        let pollers = pollers::spawn(&state.vendors, state.writer.clone(), store.clone());
         let router = api::router(state);
         tracing::info!(%addr, "syncwarden listening");
         axum::serve(
@@ -115,6 +168,18 @@ impl App {
         .context("HTTP server")?;
         reload_task.abort();
         maintenance.abort();
+        // A delivery cut off here stays `sending` and is retried at the next
+        // start with the same Message-ID.
+        for w in &workers {
+            w.abort();
+        }
+        let _ = reload_task.await;
+        let _ = maintenance.await;
+        for w in workers {
+            let _ = w.await;
+        }
+        // Pollers hold writer handles too: they stop before the writer.
+        pollers.stop().await;
         // The router (and with it the last writer handle) is gone: the
         // writer finishes its queue and stops.
         let _ = writer_join.await;

@@ -62,9 +62,18 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Loads and applies the rules directory once.
+/// Loads and applies the rules directory once; on SIGHUP also re-reads the
+/// notice templates (a template that fails to parse keeps the old set).
 pub async fn reload(state: &AppState, why: &str) {
-    match load_rules(&state.config.rules) {
+    if why == "SIGHUP" {
+        match state.channels.templates().reload() {
+            Ok(()) => tracing::info!("templates reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "templates reload refused; the previous templates stay")
+            }
+        }
+    }
+    match load_rules(&state.config.rules, &state.channels) {
         Ok(rules) => {
             let n = rules.rules.len();
             match state.writer.reload_rules(rules).await {

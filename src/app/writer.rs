@@ -14,6 +14,7 @@
 //!   memory never runs ahead of the disk.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +23,7 @@ use crate::evaluate::{Engine, Notice, NoticeKind, RuleSet, Silence};
 use crate::ingest::classes;
 use crate::model::{Run, RunStatus, Timestamp};
 use crate::store::alerts::AlertRow;
+use crate::store::deliveries::NewDelivery;
 use crate::store::notices::{IncidentRow, NoticeRow};
 use crate::store::runs::{Evaluation, NewRun};
 use crate::store::silences::SilenceRow;
@@ -64,11 +66,34 @@ enum Command {
     },
 }
 
-/// Incident rows opened or closed by one transaction.
+/// Incident rows opened or closed by one transaction, and whether it gave
+/// the outbox new work.
 #[derive(Default)]
 struct IncidentChanges {
     opened: Vec<((String, String), String)>,
     closed: Vec<(String, (String, String))>,
+    outbox_changed: bool,
+}
+
+/// The grouping key of a notice (SPEC §3.6): its rule's `group_by` values;
+/// with no `group_by`, the notice is a group of its own.
+fn group_key(n: &Notice, group_by: &[String], notice_key: &str) -> String {
+    if group_by.is_empty() {
+        return notice_key.to_string();
+    }
+    let mut parts = vec![format!("rule={}", n.rule)];
+    for g in group_by {
+        let v = match g.as_str() {
+            "sync_id" => Some(n.sync_id.as_str()),
+            "rule" => Some(n.rule.as_str()),
+            "source" => n.source.as_deref(),
+            other => other
+                .strip_prefix("labels.")
+                .and_then(|k| n.labels.get(k).map(String::as_str)),
+        };
+        parts.push(format!("{g}={}", v.unwrap_or("")));
+    }
+    parts.join("|")
 }
 
 enum SilenceChange {
@@ -145,6 +170,10 @@ pub struct Writer {
     /// engine closes a held incident that clears without any notice, so
     /// the writer notices the incident id going away and closes the row.
     open_incidents: HashMap<(String, String), String>,
+    /// Bumped after a commit that queued deliveries: wakes the outbox worker.
+    outbox_signal: tokio::sync::watch::Sender<u64>,
+    /// The rules in force, published for the outbox worker and the API.
+    rules_tx: tokio::sync::watch::Sender<Arc<RuleSet>>,
     clock: fn() -> Timestamp,
 }
 
@@ -166,6 +195,7 @@ impl Writer {
         }
         let silences = store::silences::current(store.writer(), now.0).await?;
         let engine_silences = silences.iter().filter_map(to_engine_silence).collect();
+        let rules_tx = tokio::sync::watch::Sender::new(Arc::new(rules.clone()));
         let engine = Engine::restore(rules, states, engine_silences);
         let last_evaluated = store::syncs::last_evaluated_all(store.writer())
             .await?
@@ -184,8 +214,20 @@ impl Writer {
             last_evaluated,
             silences,
             open_incidents,
+            outbox_signal: tokio::sync::watch::Sender::new(0),
+            rules_tx,
             clock,
         })
+    }
+
+    /// The rules in force; changes on every successful reload.
+    pub fn rules(&self) -> tokio::sync::watch::Receiver<Arc<RuleSet>> {
+        self.rules_tx.subscribe()
+    }
+
+    /// A receiver that changes whenever new deliveries were committed.
+    pub fn outbox_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.outbox_signal.subscribe()
     }
 
     /// Starts the task. It ends when every handle is dropped, after the
@@ -533,10 +575,71 @@ impl Writer {
             store::notices::resolve_incident(tx, id, now.0).await?;
         }
         store::notices::insert(tx, &notice_rows, now).await?;
+        self.create_deliveries(tx, notices, now).await?;
+        changes.outbox_changed = notices.iter().any(|n| n.held.is_none());
         Ok(changes)
     }
 
+    /// One delivery per channel of each notice to send. A notice whose rule
+    /// is gone (the resolved notice of a removed rule) goes where its
+    /// incident's earlier notices went.
+    async fn create_deliveries(
+        &self,
+        tx: &mut WriteTx,
+        notices: &[Notice],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<String> = notices.iter().map(Notice::key).collect();
+        let mut fallback: HashMap<&str, Vec<String>> = HashMap::new();
+        for n in notices {
+            if n.held.is_none()
+                && self.engine.rules().rule(&n.rule).is_none()
+                && !fallback.contains_key(n.incident_id.as_str())
+            {
+                let ch = store::deliveries::channels_of_incident(tx, &n.incident_id).await?;
+                fallback.insert(&n.incident_id, ch);
+            }
+        }
+        let mut rows = Vec::new();
+        for (n, key) in notices.iter().zip(&keys) {
+            if n.held.is_some() {
+                continue;
+            }
+            let (channels, group_by, wait): (Vec<&str>, &[String], i64) =
+                match self.engine.rules().rule(&n.rule) {
+                    Some(r) => (
+                        r.notify.iter().map(String::as_str).collect(),
+                        &r.group_by,
+                        r.group_wait.as_millis() as i64,
+                    ),
+                    None => (
+                        fallback
+                            .get(n.incident_id.as_str())
+                            .map(|v| v.iter().map(String::as_str).collect())
+                            .unwrap_or_default(),
+                        &[],
+                        0,
+                    ),
+                };
+            let group_key = group_key(n, group_by, key);
+            for channel in channels {
+                rows.push(NewDelivery {
+                    notice_key: key,
+                    channel,
+                    rule: &n.rule,
+                    sync_id: &n.sync_id,
+                    group_key: group_key.clone(),
+                    due: now.plus_millis(wait),
+                });
+            }
+        }
+        store::deliveries::insert(tx, &rows).await
+    }
+
     fn apply_incident_changes(&mut self, changes: IncidentChanges) {
+        if changes.outbox_changed {
+            self.outbox_signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
         for (id, key) in changes.closed {
             if self.open_incidents.get(&key) == Some(&id) {
                 self.open_incidents.remove(&key);
@@ -606,6 +709,7 @@ impl Writer {
 
     async fn reload(&mut self, rules: RuleSet) -> Result<(), WriteError> {
         let now = (self.clock)();
+        let published = Arc::new(rules.clone());
         let result = async {
             let mut tx = self.store.begin().await?;
             let notices = self.engine.replace_rules(rules, now);
@@ -618,6 +722,7 @@ impl Writer {
             Ok(changes) => {
                 self.engine.commit();
                 self.apply_incident_changes(changes);
+                self.rules_tx.send_replace(published);
                 Ok(())
             }
             Err(e) => {

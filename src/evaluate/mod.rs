@@ -28,6 +28,7 @@ mod learn;
 mod notice;
 mod raw;
 mod rules;
+pub mod score;
 mod silence;
 mod verdict;
 
@@ -43,6 +44,10 @@ pub use notice::{Cause, HoldReason, Notice, NoticeKind};
 pub use rules::{
     AutoParams, BadWhen, FireAfter, Flap, Matcher, Rule, RuleSet, StaleAfter, SyncEntry, load_dir,
     parse_str,
+};
+pub use score::{
+    Episode, FalseNotice, FalseWhy, Score, ScoreError, load_episodes, parse_episodes, score,
+    score_cli,
 };
 pub use silence::Silence;
 pub use verdict::{Judged, Verdict, judge};

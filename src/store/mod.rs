@@ -7,6 +7,8 @@
 //! and immutable once released.
 
 pub mod alerts;
+pub mod cursors;
+pub mod deliveries;
 pub mod notices;
 pub mod runs;
 pub mod silences;

@@ -410,28 +410,6 @@ pub async fn list_for_sync(
     rows.into_iter().map(RunRow::into_stored).collect()
 }
 
-/// Runs of a sync that finished in `[from, to]`, oldest first, at most
-/// `limit` (for notices: the bad runs of an incident).
-pub async fn list_between(
-    pool: &SqlitePool,
-    sync_id: &str,
-    from: Timestamp,
-    to: Timestamp,
-    limit: i64,
-) -> Result<Vec<StoredRun>> {
-    let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT_RUN} WHERE sync_id = ? AND finished_ms BETWEEN ? AND ? \
-         ORDER BY finished_ms, id LIMIT ?"
-    )))
-    .bind(sync_id)
-    .bind(from.0)
-    .bind(to.0)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter().map(RunRow::into_stored).collect()
-}
-
 /// Totals over the hourly rollups of one sync since `from`.
 #[derive(Debug, Clone, Default, Serialize, FromRow)]
 pub struct Totals {
@@ -477,4 +455,52 @@ pub async fn totals_all(pool: &SqlitePool, from: Timestamp) -> Result<HashMap<St
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|r| (r.sync_id, r.totals)).collect())
+}
+
+/// Run and record totals of a sync over `[from, to]` (what an incident
+/// cost). Uses the `(sync_id, finished_ms)` index; incidents are bounded.
+pub async fn sum_between(
+    pool: &SqlitePool,
+    sync_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Totals> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*) AS runs, \
+         COALESCE(SUM(status = 'success'), 0) AS runs_success, \
+         COALESCE(SUM(status = 'failed'), 0) AS runs_failed, \
+         COALESCE(SUM(status = 'cancelled'), 0) AS runs_cancelled, \
+         COALESCE(SUM(processed), 0) AS records_processed, \
+         COALESCE(SUM(succeeded), 0) AS records_succeeded, \
+         COALESCE(SUM(failed), 0) AS records_failed, \
+         COALESCE(SUM(invalid), 0) AS records_invalid \
+         FROM runs WHERE sync_id = ? AND finished_ms BETWEEN ? AND ? AND evaluation != 'running'",
+    )
+    .bind(sync_id)
+    .bind(from.0)
+    .bind(to.0)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The newest finished runs of a sync at or before `to` and not before
+/// `from`, newest first.
+pub async fn recent_between(
+    pool: &SqlitePool,
+    sync_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+    limit: i64,
+) -> Result<Vec<StoredRun>> {
+    let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_RUN} WHERE sync_id = ? AND finished_ms BETWEEN ? AND ? \
+         ORDER BY finished_ms DESC, id DESC LIMIT ?"
+    )))
+    .bind(sync_id)
+    .bind(from.0)
+    .bind(to.0)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(RunRow::into_stored).collect()
 }

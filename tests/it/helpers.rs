@@ -26,6 +26,14 @@ pub struct Opts {
     pub max_body_bytes: Option<usize>,
     pub record_errors_per_run: Option<usize>,
     pub requests_per_second: Option<u32>,
+    /// TOML text of the `[sources]` table (without the `[sources]` header:
+    /// `[census]`, `[[hightouch]]`, …), parsed into `Config.sources`.
+    pub sources: Option<String>,
+    /// TOML text of the `[channels]` table (without its header:
+    /// `[email.default]`, `[slack.x]`, …). Without it, `email:default`
+    /// writes `.eml` files into the test's temporary directory.
+    pub channels: Option<String>,
+    pub public_url: Option<String>,
 }
 
 pub fn install_crypto() {
@@ -50,6 +58,27 @@ fn config_for(dir: &Path, opts: &Opts) -> Config {
     if let Some(n) = opts.record_errors_per_run {
         c.store.record_errors_per_run = n;
     }
+    if let Some(text) = &opts.sources {
+        c.sources = toml::from_str(text).expect("sources TOML");
+    }
+    match &opts.channels {
+        Some(text) => c.channels = toml::from_str(text).expect("channels TOML"),
+        None => {
+            c.channels.email.insert(
+                "default".into(),
+                syncwarden::config::EmailChannel {
+                    outbox_dir: dir.join("outbox"),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    if let Some(url) = &opts.public_url {
+        c.public_url = url.clone();
+    }
+    // Retries in milliseconds, not minutes: fault tests wait for them.
+    c.delivery.retry_initial = std::time::Duration::from_millis(50);
+    c.delivery.retry_max = std::time::Duration::from_millis(400);
     c
 }
 

@@ -11,3 +11,15 @@ mod ingest_api;
 mod query_api;
 
 mod serve_alerts;
+
+mod serve_vs_backtest;
+
+mod smtp;
+
+mod notify_email;
+
+mod webhooks;
+
+mod pollers;
+
+mod exec_report;

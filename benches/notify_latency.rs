@@ -1,0 +1,154 @@
+//! POST-to-SMTP latency: from the `POST /v1/runs` that makes an alert fire
+//! to a real SMTP server (aiosmtpd, `tests/support/smtp_sink.py`) receiving
+//! the message, with `group_wait` 0. Target: p50 ≤ 10 ms, p99 ≤ 50 ms.
+//!
+//! `cargo bench --bench notify_latency` (needs python3 with aiosmtpd).
+//! Prints the figures; `BENCHMARKS.md` records them.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use syncwarden::app::App;
+use syncwarden::config::Config;
+
+const SAMPLES: usize = 300;
+
+struct Sink {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sink() -> Sink {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/smtp_sink.py"
+        ))
+        .arg(port.to_string())
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with aiosmtpd");
+    let start = Instant::now();
+    while !dir.path().join("ready").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "SMTP sink did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sink { child, dir, port }
+}
+
+fn received(sink: &Sink) -> Vec<u128> {
+    std::fs::read_to_string(sink.dir.path().join("received.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let sink = start_sink();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("rules")).expect("rules dir");
+        std::fs::write(
+            dir.path().join("rules/r.toml"),
+            "[[rule]]\nname = \"broken\"\nmatch = { sync = \"*\" }\nfire_after = 1\n",
+        )
+        .expect("rules");
+        let channels = format!(
+            "[email.default]\nsmtp_url = \"smtp://127.0.0.1:{}?tls=none\"\nto = [\"oncall@example.com\"]\n",
+            sink.port
+        );
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database: dir.path().join("bench.db").display().to_string(),
+            rules: dir.path().join("rules"),
+            channels: toml::from_str(&channels).expect("channels"),
+            ..Config::default()
+        };
+        let app = App::build(config).await.expect("app");
+        let addr = app.addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::new();
+        let url = format!("http://{addr}/v1/runs");
+        let finished = syncwarden::model::Timestamp::now().plus_millis(-60_000).to_rfc3339();
+
+        let mut latencies = Vec::with_capacity(SAMPLES);
+        let mut acks = Vec::with_capacity(SAMPLES);
+        for i in 0..SAMPLES + 20 {
+            let body = serde_json::json!({
+                "sync_id": format!("bench_{i}"), "run_id": "1", "status": "failed",
+                "finished_at": finished,
+            });
+            let t0 = now_ns();
+            let resp = http.post(&url).json(&body).send().await.expect("post");
+            assert_eq!(resp.status(), 202);
+            let acked = now_ns();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let arrived = loop {
+                let r = received(&sink);
+                if r.len() > i {
+                    break r[i];
+                }
+                assert!(Instant::now() < deadline, "message {i} never arrived");
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            };
+            // The first messages open the SMTP connection pool: warm-up.
+            if i >= 20 {
+                latencies.push((arrived.saturating_sub(t0)) as f64 / 1e6);
+                acks.push((acked.saturating_sub(t0)) as f64 / 1e6);
+            }
+        }
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "notify_latency: POST→SMTP over {} firing notices: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (targets: p50 ≤ 10 ms, p99 ≤ 50 ms)",
+            latencies.len(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or_default(),
+        );
+        acks.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "notify_latency: POST→202 (run stored and evaluated): p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&acks, 0.5),
+            percentile(&acks, 0.99),
+        );
+        let _ = stop.send(());
+        let _ = server.await;
+    });
+}

@@ -1,0 +1,222 @@
+//! The outbox worker: works the `deliveries` queue, one task per channel.
+//!
+//! Per channel, so a dead channel delays only its own notices. Per alert in
+//! order: the queue query yields only the oldest unfinished delivery of each
+//! alert, so a notice never overtakes an earlier one that is being retried.
+//! Each attempt is marked `sending` before the send and recorded after it
+//! (dedup → send → record); a crash in between leaves a `sending` row that
+//! is retried at start-up with the same Message-ID / Idempotency-Key.
+//! Transient failures back off exponentially with jitter (honouring
+//! Retry-After); permanent ones are recorded with the reason, never retried,
+//! and never block the next notice.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::DeliveryConfig;
+use crate::evaluate::{Notice, RuleSet};
+use crate::model::Timestamp;
+use crate::notify::context::NoticeContext;
+use crate::notify::gather;
+use crate::notify::{Channels, DeliveryError};
+use crate::store::deliveries;
+use crate::store::{Store, StoreError};
+
+/// Most notices put in one grouped message.
+const MAX_GROUP: i64 = 100;
+/// Longest idle sleep: new work normally wakes the worker at once through
+/// the writer's signal; this only bounds the damage of a missed wake-up.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// What every channel task shares.
+#[derive(Clone)]
+pub struct Outbox {
+    pub store: Store,
+    pub channels: Arc<Channels>,
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    pub public_url: String,
+    pub retry: DeliveryConfig,
+}
+
+/// Starts one task per channel: the configured ones, plus any channel that
+/// still has queued work (a channel since removed from the config: its
+/// deliveries fail with a clear reason instead of waiting forever).
+pub async fn spawn(
+    outbox: Outbox,
+    signal: watch::Receiver<u64>,
+) -> Result<Vec<JoinHandle<()>>, StoreError> {
+    let mut names: BTreeSet<String> = outbox.channels.names().map(str::to_string).collect();
+    names.extend(deliveries::channels_with_work(outbox.store.reader()).await?);
+    Ok(names
+        .into_iter()
+        .map(|channel| {
+            let outbox = outbox.clone();
+            let signal = signal.clone();
+            tokio::spawn(async move { channel_loop(outbox, channel, signal).await })
+        })
+        .collect())
+}
+
+async fn channel_loop(outbox: Outbox, channel: String, mut signal: watch::Receiver<u64>) {
+    loop {
+        match step(&outbox, &channel).await {
+            Ok(Step::Worked) => continue,
+            Ok(Step::RateLimited(wait)) => tokio::time::sleep(wait).await,
+            Ok(Step::Idle) => {
+                let wait = match deliveries::next_wakeup(outbox.store.reader(), &channel).await {
+                    Ok(Some(at)) => {
+                        let ms = (at - Timestamp::now().0).max(0) as u64;
+                        Duration::from_millis(ms).min(IDLE)
+                    }
+                    _ => IDLE,
+                };
+                tokio::select! {
+                    changed = signal.changed() => {
+                        if changed.is_err() {
+                            // The writer is gone: finish what is due, then stop.
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "outbox: store unavailable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+enum Step {
+    Worked,
+    Idle,
+    RateLimited(Duration),
+}
+
+/// One attempt: the oldest due delivery of the channel, with the rest of
+/// its group.
+async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
+    let now = Timestamp::now();
+    let reader = outbox.store.reader();
+    let mut due = deliveries::due(reader, channel, now, 1).await?;
+    let Some(first) = due.pop() else {
+        return Ok(Step::Idle);
+    };
+    if let Err(wait) = outbox.channels.check_rate(channel) {
+        tracing::debug!(%channel, ?wait, "outbox: channel rate limit reached; notices queue");
+        return Ok(Step::RateLimited(wait.max(Duration::from_millis(10))));
+    }
+    let mut batch = vec![first.clone()];
+    if first.attempts == 0 {
+        for d in deliveries::group_pending(reader, channel, &first.group_key, MAX_GROUP).await? {
+            if d.id != first.id {
+                batch.push(d);
+            }
+        }
+    }
+
+    let rules = outbox.rules.borrow().clone();
+    let mut ctxs: Vec<NoticeContext> = Vec::with_capacity(batch.len());
+    let mut undecodable = Vec::new();
+    for d in &batch {
+        match serde_json::from_str::<Notice>(&d.body) {
+            Ok(n) => {
+                ctxs.push(gather::context(&outbox.store, &rules, &outbox.public_url, &n).await?)
+            }
+            Err(e) => undecodable.push((d.id, e.to_string())),
+        }
+    }
+    let writer = outbox.store.writer();
+    for (id, err) in &undecodable {
+        tracing::error!(%channel, delivery = id, error = %err, "outbox: stored notice unreadable");
+        deliveries::mark_failed(writer, &[*id], &format!("stored notice unreadable: {err}"))
+            .await?;
+    }
+    let ids: Vec<i64> = batch
+        .iter()
+        .map(|d| d.id)
+        .filter(|id| !undecodable.iter().any(|(u, _)| u == id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Step::Worked);
+    }
+    let keys: Vec<String> = ctxs.iter().map(|c| c.key.clone()).collect();
+    deliveries::mark_sending(writer, &ids, &crate::notify::email::message_id(&keys)).await?;
+
+    let span =
+        tracing::info_span!("deliver", %channel, notices = ids.len(), attempt = first.attempts + 1);
+    let result = {
+        let _g = span.enter();
+        outbox.channels.deliver(channel, &ctxs)
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            deliveries::mark_sent(writer, &ids, Timestamp::now()).await?;
+            tracing::info!(%channel, notices = ?keys, "notice delivered");
+        }
+        Err(DeliveryError::Transient {
+            reason,
+            retry_after,
+        }) => {
+            let delay = retry_after.unwrap_or_else(|| backoff(&outbox.retry, first.attempts));
+            let next = Timestamp::now().plus_millis(delay.as_millis() as i64);
+            tracing::warn!(%channel, notices = ?keys, %reason, retry_in = ?delay, "delivery failed; will retry");
+            deliveries::mark_retry(writer, &ids, next, &reason).await?;
+        }
+        Err(DeliveryError::Permanent { reason }) => {
+            tracing::error!(%channel, notices = ?keys, %reason, "delivery failed permanently");
+            deliveries::mark_failed(writer, &ids, &reason).await?;
+        }
+    }
+    Ok(Step::Worked)
+}
+
+/// Exponential backoff with full jitter on the upper half:
+/// `initial × 2^attempts`, capped at `max`, then a random point in
+/// `[d/2, d]` so many senders retrying one endpoint spread out.
+pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
+    let exp = attempts.clamp(0, 20) as u32;
+    let d = cfg
+        .retry_initial
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(cfg.retry_max);
+    let half = d / 2;
+    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stops_at_the_cap() {
+        let cfg = DeliveryConfig {
+            retry_initial: Duration::from_secs(2),
+            retry_max: Duration::from_secs(60),
+        };
+        for (attempts, full) in [(0, 2_000u128), (1, 4_000), (3, 16_000), (10, 60_000)] {
+            for _ in 0..50 {
+                let d = backoff(&cfg, attempts).as_millis();
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempts}: {d} not in [{}, {full}]",
+                    full / 2
+                );
+            }
+        }
+    }
+}

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::config::{Config, Overrides};
 use crate::evaluate;
 use crate::model::Timestamp;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, Telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -159,6 +159,9 @@ pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 /// Runs the parsed command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::telemetry::init_logging(cli.log_format);
+    }
     match cli.command {
         Command::Serve(args) => {
             let overrides = Overrides {
@@ -167,15 +170,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 rules: args.rules,
                 templates: args.templates,
             };
-            let config = Config::load(args.config.as_deref(), &overrides)?;
+            let config = Config::load(args.config.as_deref(), &overrides);
+            let telemetry = match &config {
+                Ok(c) => Telemetry::init(&c.telemetry, cli.log_format),
+                Err(_) => Telemetry::init(&Default::default(), cli.log_format),
+            };
+            let config = config?;
             let shown = Config {
                 sources: crate::ingest::sources::redacted(&config.sources),
                 ..config.clone()
             };
             tracing::info!(config = ?shown, "configuration");
-            let app = App::build(config).await?;
-            app.run_until_stopped(crate::app::shutdown_signal()).await?;
-            Ok(0)
+            let result = async {
+                let app = App::build(config).await?;
+                app.run_until_stopped(crate::app::shutdown_signal()).await
+            }
+            .await;
+            telemetry.shutdown_async().await;
+            result.map(|()| 0)
         }
         Command::Rules {
             command: RulesCommand::Check { dir },

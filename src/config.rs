@@ -263,14 +263,34 @@ mod humantime_serde_compat {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
-    /// OTLP/HTTP endpoint; absent = `OTEL_EXPORTER_OTLP_ENDPOINT`, or off.
+    /// OTLP/HTTP base endpoint (`http://collector:4318`; `/v1/metrics` and
+    /// `/v1/traces` are appended); absent = `OTEL_EXPORTER_OTLP_ENDPOINT`, or off.
     pub otlp_endpoint: Option<String>,
+    /// Default `OTEL_SERVICE_NAME`, else `syncwarden`.
     pub service_name: Option<String>,
     /// Serve Prometheus text on `GET /metrics`.
     pub prometheus: bool,
+    /// How often metrics are pushed over OTLP (default `60s`).
+    #[serde(with = "humantime_serde_compat")]
+    pub export_interval: std::time::Duration,
+    /// Most distinct `sync_id` attribute values on metrics; later ones are
+    /// recorded as `sync_id="other"` (default 2000).
+    pub max_sync_ids: usize,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: None,
+            prometheus: false,
+            export_interval: std::time::Duration::from_secs(60),
+            max_sync_ids: 2000,
+        }
+    }
 }
 
 /// Flags that override the file (SPEC §8: flags win).

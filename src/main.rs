@@ -9,7 +9,8 @@ async fn main() -> std::process::ExitCode {
     // before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = syncwarden::cli::Cli::parse();
-    syncwarden::telemetry::init_logging(cli.log_format);
+    // Logging (and OpenTelemetry, for `serve`) starts in `cli::run`, once
+    // the configuration is known.
     match syncwarden::cli::run(cli).await {
         Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

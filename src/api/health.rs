@@ -14,6 +14,25 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Prometheus text (`telemetry.prometheus = true`), else 404.
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::telemetry::prometheus_text().filter(|_| state.config.telemetry.prometheus) {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => {
+            super::ApiError::NotFound("Prometheus metrics are off (telemetry.prometheus)".into())
+                .into_response()
+        }
+    }
+}
+
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = state.store.ping().await;
     let writer_ok = !state.writer.is_closed();

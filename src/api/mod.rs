@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1/webhooks", webhooks::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

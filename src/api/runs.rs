@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use super::{ApiError, AppState, page_limit};
 use crate::app::writer::{IngestAck, WriteError};
@@ -20,9 +21,27 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestAck>), ApiError> {
-    check_json_content_type(&headers)?;
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("ingest", runs = tracing::field::Empty);
+    crate::telemetry::set_parent_from_headers(&span, &headers);
+    let result = ingest_inner(&state, &headers, body).instrument(span).await;
+    let status = match &result {
+        Ok((s, _)) => s.as_u16(),
+        Err(e) => e.status().as_u16(),
+    };
+    crate::telemetry::ingest_answered(started.elapsed(), status);
+    result
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<IngestAck>), ApiError> {
+    check_json_content_type(headers)?;
     let body = body.map_err(|r| body_error(r, state.config.api.max_body_bytes))?;
     let runs = validate::parse_body(&body, Timestamp::now()).map_err(ApiError::Invalid)?;
+    tracing::Span::current().record("runs", runs.len());
     let ack = state.writer.ingest(runs).await.map_err(write_error)?;
     Ok((StatusCode::ACCEPTED, Json(ack)))
 }

@@ -156,6 +156,10 @@ impl App {
             .context("starting the outbox worker")?;
         let reload_task = reload::spawn(state.clone());
         let maintenance = api::spawn_maintenance(state.clone());
+        let outbox_sampler = crate::telemetry::spawn_outbox_sampler(
+            store.clone(),
+            state.config.telemetry.export_interval,
+        );
         let pollers = pollers::spawn(&state.vendors, state.writer.clone(), store.clone());
         let router = api::router(state);
         tracing::info!(%addr, "syncwarden listening");
@@ -168,6 +172,7 @@ impl App {
         .context("HTTP server")?;
         reload_task.abort();
         maintenance.abort();
+        outbox_sampler.abort();
         // A delivery cut off here stays `sending` and is retried at the next
         // start with the same Message-ID.
         for w in &workers {

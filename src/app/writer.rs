@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::evaluate::{Engine, Notice, NoticeKind, RuleSet, Silence};
 use crate::ingest::classes;
@@ -51,6 +52,8 @@ enum Command {
     Ingest {
         runs: Vec<Run>,
         reply: IngestReply,
+        /// The caller's span (`ingest`): parent of the `store` span.
+        span: tracing::Span,
     },
     AddSilence {
         silence: SilenceRow,
@@ -127,7 +130,12 @@ impl WriterHandle {
 
     /// Stores and evaluates validated runs; returns once they are durable.
     pub async fn ingest(&self, runs: Vec<Run>) -> Result<IngestAck, WriteError> {
-        self.call(|reply| Command::Ingest { runs, reply }).await
+        self.call(|reply| Command::Ingest {
+            runs,
+            reply,
+            span: tracing::Span::current(),
+        })
+        .await
     }
 
     pub async fn add_silence(&self, silence: SilenceRow) -> Result<(), WriteError> {
@@ -252,14 +260,16 @@ impl Writer {
             };
             let Some(cmd) = cmd else { break };
             match cmd {
-                Command::Ingest { runs, reply } => {
+                Command::Ingest { runs, reply, span } => {
+                    let store_span = tracing::info_span!(parent: &span, "store");
                     let mut group = vec![(runs, reply)];
                     let mut size: usize = group[0].0.len();
                     let mut deferred = None;
                     // Group commit: take whatever else is already waiting.
                     while size < self.config.max_batch_runs {
                         match rx.try_recv() {
-                            Ok(Command::Ingest { runs, reply }) => {
+                            Ok(Command::Ingest { runs, reply, span }) => {
+                                store_span.follows_from(&span);
                                 size += runs.len();
                                 group.push((runs, reply));
                             }
@@ -270,7 +280,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    self.ingest_group(group).await;
+                    self.ingest_group(group).instrument(store_span).await;
                     if let Some(cmd) = deferred {
                         self.other(cmd).await;
                     }
@@ -299,7 +309,12 @@ impl Writer {
 
     async fn other(&mut self, cmd: Command) {
         match cmd {
-            Command::Ingest { runs, reply } => self.ingest_group(vec![(runs, reply)]).await,
+            Command::Ingest { runs, reply, span } => {
+                let store_span = tracing::info_span!(parent: &span, "store");
+                self.ingest_group(vec![(runs, reply)])
+                    .instrument(store_span)
+                    .await
+            }
             Command::AddSilence { silence, reply } => {
                 let _ = reply.send(self.add_silence(silence).await);
             }
@@ -376,6 +391,7 @@ impl Writer {
         staged_last: &mut HashMap<String, Timestamp>,
     ) -> Result<(Vec<IngestAck>, IncidentChanges), StoreError> {
         let now = (self.clock)();
+        let started = std::time::Instant::now();
         let mut tx = self.store.begin().await?;
 
         let keys: Vec<(&str, &str)> = requests
@@ -493,11 +509,17 @@ impl Writer {
         store::syncs::upsert(&mut tx, &updates, now).await?;
 
         let mut notices = Vec::new();
-        for run in to_evaluate {
-            notices.extend(self.engine.on_run(run));
+        {
+            let _evaluate = tracing::info_span!("evaluate", runs = to_evaluate.len()).entered();
+            for run in to_evaluate {
+                notices.extend(self.engine.on_run(run));
+            }
         }
         let changes = self.persist(&mut tx, &notices, now).await?;
         tx.commit().await?;
+        crate::telemetry::store_written(started.elapsed());
+        rows.iter()
+            .for_each(|r| crate::telemetry::run_ingested(r.run));
         Ok((acks, changes))
     }
 
@@ -602,7 +624,8 @@ impl Writer {
         }
         let mut rows = Vec::new();
         for (n, key) in notices.iter().zip(&keys) {
-            if n.held.is_some() {
+            if let Some(h) = n.held {
+                crate::telemetry::notice_held(n.kind.as_str(), h.as_str());
                 continue;
             }
             let (channels, group_by, wait): (Vec<&str>, &[String], i64) =

@@ -162,8 +162,8 @@ impl<C: Clock> std::fmt::Debug for Channels<C> {
 }
 
 impl Channels<DefaultClock> {
-    /// Builds every channel of `[channels]` on the real clock. Must run
-    /// inside a Tokio runtime: lettre's SMTP connection pool starts a task.
+    /// Builds every channel of `[channels]` on the real clock. SMTP
+    /// connections are opened lazily, at the first send.
     pub fn from_config(
         cfg: &ChannelsConfig,
         templates: Arc<Templates>,

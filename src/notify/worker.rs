@@ -134,6 +134,7 @@ async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
     let writer = outbox.store.writer();
     for (id, err) in &undecodable {
         tracing::error!(%channel, delivery = id, error = %err, "outbox: stored notice unreadable");
+        crate::telemetry::notice_delivered(channel, "unknown", "failed", "unreadable");
         deliveries::mark_failed(writer, &[*id], &format!("stored notice unreadable: {err}"))
             .await?;
     }
@@ -150,14 +151,13 @@ async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
 
     let span =
         tracing::info_span!("deliver", %channel, notices = ids.len(), attempt = first.attempts + 1);
-    let result = {
-        let _g = span.enter();
-        outbox.channels.deliver(channel, &ctxs)
-    }
-    .await;
+    let result =
+        tracing::Instrument::instrument(outbox.channels.deliver(channel, &ctxs), span).await;
     match result {
         Ok(()) => {
             deliveries::mark_sent(writer, &ids, Timestamp::now()).await?;
+            ctxs.iter()
+                .for_each(|c| crate::telemetry::notice_delivered(channel, &c.kind, "sent", ""));
             tracing::info!(%channel, notices = ?keys, "notice delivered");
         }
         Err(DeliveryError::Transient {
@@ -168,10 +168,14 @@ async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
             let next = Timestamp::now().plus_millis(delay.as_millis() as i64);
             tracing::warn!(%channel, notices = ?keys, %reason, retry_in = ?delay, "delivery failed; will retry");
             deliveries::mark_retry(writer, &ids, next, &reason).await?;
+            crate::telemetry::delivery_retried(channel);
         }
         Err(DeliveryError::Permanent { reason }) => {
             tracing::error!(%channel, notices = ?keys, %reason, "delivery failed permanently");
             deliveries::mark_failed(writer, &ids, &reason).await?;
+            ctxs.iter().for_each(|c| {
+                crate::telemetry::notice_delivered(channel, &c.kind, "failed", "permanent")
+            });
         }
     }
     Ok(Step::Worked)

@@ -34,6 +34,8 @@ pub struct Opts {
     /// writes `.eml` files into the test's temporary directory.
     pub channels: Option<String>,
     pub public_url: Option<String>,
+    /// `[telemetry]` settings (OTLP endpoint, `/metrics`, …).
+    pub telemetry: Option<syncwarden::config::TelemetryConfig>,
 }
 
 pub fn install_crypto() {
@@ -75,6 +77,9 @@ fn config_for(dir: &Path, opts: &Opts) -> Config {
     }
     if let Some(url) = &opts.public_url {
         c.public_url = url.clone();
+    }
+    if let Some(t) = &opts.telemetry {
+        c.telemetry = t.clone();
     }
     // Retries in milliseconds, not minutes: fault tests wait for them.
     c.delivery.retry_initial = std::time::Duration::from_millis(50);

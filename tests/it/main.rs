@@ -18,6 +18,8 @@ mod smtp;
 
 mod notify_email;
 
+mod crash;
+
 mod webhooks;
 
 mod pollers;

@@ -1,7 +1,15 @@
-//! E-mail channel tests: message building, the `.eml` outbox, and delivery
-//! to a real SMTP server (aiosmtpd) including its refusals.
+//! E-mail channel tests: message building, the `.eml` outbox, delivery to
+//! a real SMTP server (aiosmtpd) including its refusals, and the kept SMTP
+//! connection (reuse, reconnects, timeouts) against a scriptable in-process
+//! server.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use super::*;
 use crate::config::Secret;
@@ -198,18 +206,46 @@ async fn bad_addresses_and_smtp_urls_are_refused_at_start_up_without_leaking_pas
     assert!(err.to_string().contains("`to` is empty"), "{err}");
 }
 
-#[tokio::test]
-async fn every_tls_mode_builds_a_transport() {
-    // lettre's connection pool needs a Tokio runtime to be built and dropped.
-    for url in [
-        "smtp://mail.example.com",
-        "smtp://mail.example.com:2525?tls=none",
-        "smtp://mail.example.com?tls=opportunistic",
-        "smtp://user:p%40ss@mail.example.com:587?tls=required",
-        "smtp://mail.example.com?tls=wrapper",
-        "smtps://user:pass@mail.example.com",
+#[test]
+fn every_tls_mode_builds_a_client() {
+    for (url, port, mode, user) in [
+        ("smtp://mail.example.com", 25, "opportunistic", None),
+        ("smtp://mail.example.com:2525?tls=none", 2525, "none", None),
+        (
+            "smtp://mail.example.com?tls=opportunistic",
+            25,
+            "opportunistic",
+            None,
+        ),
+        (
+            "smtp://user:p%40ss@mail.example.com:587?tls=required",
+            587,
+            "required",
+            Some("user"),
+        ),
+        ("smtp://mail.example.com?tls=wrapper", 465, "wrapper", None),
+        (
+            "smtps://user:pass@mail.example.com",
+            465,
+            "wrapper",
+            Some("user"),
+        ),
+        ("smtps://[::1]:4650", 4650, "wrapper", None),
     ] {
-        smtp_transport(url, SMTP_TIMEOUT).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let client = smtp_client(url, SMTP_TIMEOUT).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(client.port, port, "{url}");
+        let got = match client.security {
+            Security::None => "none",
+            Security::Opportunistic(_) => "opportunistic",
+            Security::Required(_) => "required",
+            Security::Wrapper { .. } => "wrapper",
+        };
+        assert_eq!(got, mode, "{url}");
+        assert_eq!(
+            client.credentials.is_some(),
+            user.is_some(),
+            "{url}: credentials"
+        );
     }
     assert_eq!(percent_decode("p%40ss%2Fx").as_deref(), Some("p@ss/x"));
     assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
@@ -358,4 +394,325 @@ async fn an_unknown_host_is_transient() {
     let (_, msg) = outage_message(&sender);
     let err = sender.send(msg).await.expect_err("no such host");
     assert!(err.is_transient(), "{err:?}");
+}
+
+#[tokio::test]
+async fn two_messages_to_aiosmtpd_arrive_over_the_kept_connection() {
+    let server = SmtpServer::accepting();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("smtp://127.0.0.1:{}", server.port);
+    let sender = EmailSender::new("x", &channel(Some(url), dir.path())).expect("builds");
+    for _ in 0..2 {
+        let (_, msg) = outage_message(&sender);
+        sender.send(msg).await.expect("accepted");
+    }
+    assert_eq!(server.wait_for_mail(2).len(), 2);
+}
+
+/// A scriptable SMTP server in this process: it counts connections, keeps
+/// the messages, and can be told to misbehave once, to stay silent, or to
+/// restart (every connection closed, then listening again on the same port).
+struct FakeSmtp {
+    port: u16,
+    state: Arc<FakeState>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    connections: AtomicUsize,
+    quits: AtomicUsize,
+    messages: Mutex<Vec<String>>,
+    /// Close the connection instead of answering the next MAIL.
+    drop_at_mail: AtomicBool,
+    /// Answer the next RCPT with this instead of 250.
+    rcpt_reply: Mutex<Option<String>>,
+    /// Never answer the end of the next message.
+    stall_data: AtomicBool,
+    /// Accept connections but never greet.
+    silent: AtomicBool,
+}
+
+impl FakeSmtp {
+    async fn start() -> FakeSmtp {
+        FakeSmtp::listen(0, Arc::default()).await
+    }
+
+    async fn listen(port: u16, state: Arc<FakeState>) -> FakeSmtp {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let (state, tasks) = (state.clone(), tasks.clone());
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    state.connections.fetch_add(1, Ordering::SeqCst);
+                    let session = tokio::spawn(fake_session(stream, state.clone()));
+                    tasks.lock().expect("lock").push(session);
+                }
+            })
+        };
+        tasks.lock().expect("lock").push(accept);
+        FakeSmtp { port, state, tasks }
+    }
+
+    async fn stop(&self) {
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().expect("lock").drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Closes every connection and the listener, then listens again on the
+    /// same port with the same counters.
+    async fn restart(self) -> FakeSmtp {
+        self.stop().await;
+        FakeSmtp::listen(self.port, self.state.clone()).await
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}?tls=none", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    fn messages(&self) -> usize {
+        self.state.messages.lock().expect("lock").len()
+    }
+}
+
+impl Drop for FakeSmtp {
+    fn drop(&mut self) {
+        for task in self.tasks.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+async fn fake_session(stream: tokio::net::TcpStream, state: Arc<FakeState>) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    if state.silent.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    if write.write_all(b"220 fake ESMTP\r\n").await.is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+        let answer = match verb.as_str() {
+            "EHLO" => "250-fake\r\n250 8BITMIME\r\n".to_owned(),
+            "MAIL" if state.drop_at_mail.swap(false, Ordering::SeqCst) => return,
+            "MAIL" | "NOOP" | "RSET" => "250 OK\r\n".to_owned(),
+            "RCPT" => match state.rcpt_reply.lock().expect("lock").take() {
+                Some(r) => format!("{r}\r\n"),
+                None => "250 OK\r\n".to_owned(),
+            },
+            "DATA" => {
+                if write.write_all(b"354 go on\r\n").await.is_err() {
+                    return;
+                }
+                let mut body = String::new();
+                loop {
+                    let mut l = String::new();
+                    if read.read_line(&mut l).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    body.push_str(&l);
+                }
+                if state.stall_data.swap(false, Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                state.messages.lock().expect("lock").push(body);
+                "250 queued\r\n".to_owned()
+            }
+            "QUIT" => {
+                state.quits.fetch_add(1, Ordering::SeqCst);
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            }
+            _ => "502 unknown command\r\n".to_owned(),
+        };
+        if write.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn fake_sender(server: &FakeSmtp) -> EmailSender {
+    let dir = Path::new("/nonexistent/syncwarden-outbox");
+    EmailSender::new("x", &channel(Some(server.url()), dir)).expect("builds")
+}
+
+async fn send_one(sender: &EmailSender) -> Result<(), DeliveryError> {
+    let (_, msg) = outage_message(sender);
+    sender.send(msg).await
+}
+
+#[tokio::test]
+async fn one_connection_carries_consecutive_messages() {
+    let server = FakeSmtp::start().await;
+    let sender = fake_sender(&server);
+    for _ in 0..3 {
+        send_one(&sender).await.expect("accepted");
+    }
+    assert_eq!(server.messages(), 3);
+    assert_eq!(
+        server.connections(),
+        1,
+        "the second and third send reuse it"
+    );
+}
+
+#[tokio::test]
+async fn a_server_restart_between_sends_is_survived() {
+    let server = FakeSmtp::start().await;
+    let sender = fake_sender(&server);
+    send_one(&sender).await.expect("accepted");
+    assert_eq!(server.connections(), 1);
+
+    // The kept connection is closed by the restart: the NOOP check sees it
+    // and the next message goes over a new connection.
+    let server = server.restart().await;
+    send_one(&sender).await.expect("accepted after the restart");
+    assert_eq!(server.messages(), 2);
+    assert_eq!(server.connections(), 2);
+    send_one(&sender).await.expect("accepted");
+    assert_eq!(server.connections(), 2, "the new connection is kept");
+}
+
+#[tokio::test]
+async fn a_connection_lost_mid_send_is_retried_once_on_a_new_one() {
+    let server = FakeSmtp::start().await;
+    let sender = fake_sender(&server);
+    send_one(&sender).await.expect("accepted");
+
+    // NOOP still works, then the server hangs up at MAIL: one reconnect.
+    server.state.drop_at_mail.store(true, Ordering::SeqCst);
+    send_one(&sender)
+        .await
+        .expect("accepted on the second connection");
+    assert_eq!(server.messages(), 2);
+    assert_eq!(server.connections(), 2);
+
+    // On a fresh connection the same failure is not retried: it is this
+    // attempt's (transient) failure, and the worker retries later.
+    let server = server.restart().await;
+    server.state.drop_at_mail.store(true, Ordering::SeqCst);
+    // The kept connection is dead; the probe notices, the new one fails.
+    let err = send_one(&sender).await.expect_err("hung up");
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(server.connections(), 3);
+    send_one(&sender).await.expect("accepted");
+    assert_eq!(server.connections(), 4);
+    assert_eq!(server.messages(), 3);
+}
+
+#[tokio::test]
+async fn refusals_keep_their_class_and_the_next_message_reconnects() {
+    let server = FakeSmtp::start().await;
+    let sender = fake_sender(&server);
+    send_one(&sender).await.expect("accepted");
+
+    *server.state.rcpt_reply.lock().expect("lock") = Some("550 5.1.1 no such user".to_owned());
+    let err = send_one(&sender).await.expect_err("refused");
+    assert!(matches!(err, DeliveryError::Permanent { .. }), "{err:?}");
+    assert!(err.reason().contains("no such user"), "{err}");
+
+    // A refusal on a reused connection is not a lost connection: no retry.
+    *server.state.rcpt_reply.lock().expect("lock") = Some("451 4.3.0 try later".to_owned());
+    let err = send_one(&sender).await.expect_err("deferred");
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(server.messages(), 1);
+
+    send_one(&sender).await.expect("accepted");
+    assert_eq!(server.messages(), 2);
+    // lettre closes a connection after a refusal; each refusal cost one.
+    assert_eq!(server.connections(), 3);
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_connecting_and_a_stalled_one_sending() {
+    let server = FakeSmtp::start().await;
+    let timeout = Duration::from_millis(300);
+    let client = smtp_client(&server.url(), timeout).expect("client");
+    let sender = fake_sender(&server);
+    let (_, msg) = outage_message(&sender);
+    let (envelope, bytes) = (msg.envelope().clone(), msg.formatted());
+
+    server.state.silent.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    let err = client
+        .send(&envelope, &bytes)
+        .await
+        .expect_err("no greeting");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.reason().contains("no connection within"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+
+    server.state.silent.store(false, Ordering::SeqCst);
+    server.state.stall_data.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    let err = client
+        .send(&envelope, &bytes)
+        .await
+        .expect_err("no reply to DATA");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.reason().contains("while sending"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+
+    // The stalled connection was dropped; the next message gets a new one.
+    client.send(&envelope, &bytes).await.expect("accepted");
+    assert_eq!(server.messages(), 1);
+    assert_eq!(server.connections(), 3);
+}
+
+#[tokio::test]
+async fn a_connection_idle_too_long_is_quit_and_replaced() {
+    let server = FakeSmtp::start().await;
+    let sender = fake_sender(&server);
+    send_one(&sender).await.expect("accepted");
+    let Transport::Smtp(client) = &sender.transport else {
+        panic!("an SMTP channel")
+    };
+    {
+        let mut kept = client.kept.lock().await;
+        let kept = kept.as_mut().expect("a kept connection");
+        kept.idle_since = Instant::now()
+            .checked_sub(SMTP_MAX_IDLE + Duration::from_secs(1))
+            .expect("an instant in the past");
+    }
+    send_one(&sender).await.expect("accepted");
+    assert_eq!(server.connections(), 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.state.quits.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the old connection got no QUIT");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn implicit_tls_to_a_plain_text_server_is_a_transient_failure() {
+    let server = FakeSmtp::start().await;
+    let url = format!("smtps://127.0.0.1:{}", server.port);
+    let client = smtp_client(&url, Duration::from_secs(5)).expect("client");
+    let sender = fake_sender(&server);
+    let (_, msg) = outage_message(&sender);
+    let err = client
+        .send(msg.envelope(), &msg.formatted())
+        .await
+        .expect_err("no TLS there");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.reason().contains("TLS"), "{err}");
+    assert_eq!(server.messages(), 0);
 }

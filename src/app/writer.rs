@@ -338,17 +338,30 @@ impl Writer {
             let notices = self.engine.advance_to(now);
             let changes = self.persist(&mut tx, &notices, now).await?;
             tx.commit().await?;
-            Ok::<_, StoreError>(changes)
+            Ok::<_, StoreError>(((), changes))
         }
         .await;
+        if let Err(e) = self.settle(result) {
+            tracing::error!(error = %e, "timer evaluation not stored; will retry");
+        }
+    }
+
+    /// Ends a transaction's story in memory: on commit the engine forgets
+    /// its undo journal and the mirrors are updated; on failure the engine
+    /// rolls back to where the database still is.
+    fn settle<T>(
+        &mut self,
+        result: Result<(T, IncidentChanges), StoreError>,
+    ) -> Result<T, StoreError> {
         match result {
-            Ok(changes) => {
+            Ok((value, changes)) => {
                 self.engine.commit();
                 self.apply_incident_changes(changes);
+                Ok(value)
             }
             Err(e) => {
                 self.engine.rollback();
-                tracing::error!(error = %e, "timer evaluation not stored; will retry");
+                Err(e)
             }
         }
     }
@@ -357,17 +370,14 @@ impl Writer {
         let mut staged_last = HashMap::new();
         let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let result = self.ingest_tx(&requests, &mut staged_last).await;
-        match result {
-            Ok((acks, changes)) => {
-                self.engine.commit();
-                self.apply_incident_changes(changes);
+        match self.settle(result) {
+            Ok(acks) => {
                 self.last_evaluated.extend(staged_last);
                 for (reply, ack) in replies.into_iter().zip(acks) {
                     let _ = reply.send(Ok(ack));
                 }
             }
             Err(e) => {
-                self.engine.rollback();
                 tracing::warn!(error = %e, runs = requests.iter().map(Vec::len).sum::<usize>(), "ingest batch not stored");
                 let transient = e.is_transient();
                 let msg = e.to_string();
@@ -716,18 +726,9 @@ impl Writer {
             Ok::<_, StoreError>((found, changes))
         }
         .await;
-        match result {
-            Ok((found, changes)) => {
-                self.engine.commit();
-                self.apply_incident_changes(changes);
-                self.silences = list;
-                Ok(found)
-            }
-            Err(e) => {
-                self.engine.rollback();
-                Err(e.into())
-            }
-        }
+        let found = self.settle(result)?;
+        self.silences = list;
+        Ok(found)
     }
 
     async fn reload(&mut self, rules: RuleSet) -> Result<(), WriteError> {
@@ -738,21 +739,12 @@ impl Writer {
             let notices = self.engine.replace_rules(rules, now);
             let changes = self.persist(&mut tx, &notices, now).await?;
             tx.commit().await?;
-            Ok::<_, StoreError>(changes)
+            Ok::<_, StoreError>(((), changes))
         }
         .await;
-        match result {
-            Ok(changes) => {
-                self.engine.commit();
-                self.apply_incident_changes(changes);
-                self.rules_tx.send_replace(published);
-                Ok(())
-            }
-            Err(e) => {
-                self.engine.rollback();
-                Err(e.into())
-            }
-        }
+        self.settle(result)?;
+        self.rules_tx.send_replace(published);
+        Ok(())
     }
 }
 

@@ -203,6 +203,9 @@ async fn metrics_and_traces_reach_an_otlp_collector_and_a_dead_one_never_blocks_
     let telemetry = Telemetry::init(&cfg, LogFormat::Text);
     let app = spawn_with(Opts {
         telemetry: Some(cfg.clone()),
+        rules: Some(
+            "[[rule]]\nname = \"broken\"\nmatch = { sync = \"census:1\" }\nfire_after = 1\n".into(),
+        ),
         ..Opts::default()
     })
     .await;
@@ -258,6 +261,34 @@ async fn metrics_and_traces_reach_an_otlp_collector_and_a_dead_one_never_blocks_
                 && l.ends_with(" 12")),
         "{text}"
     );
+
+    // The alert-state gauge, sampled from the store: census:1 is firing.
+    let start = std::time::Instant::now();
+    loop {
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.lines().any(|l| {
+            l.starts_with("syncwarden_alert_state{")
+                && l.contains("rule=\"broken\"")
+                && l.contains("state=\"firing\"")
+                && l.contains("sync_id=\"census:1\"")
+                && l.ends_with(" 1")
+        }) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no firing alert-state series:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     telemetry.flush().await;
     wait_for(&shared, "records.failed = 12 for census:1", |r| {

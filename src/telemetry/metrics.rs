@@ -85,6 +85,12 @@ pub const OUTBOX_DEPTH: Spec = Spec {
     description: "Deliveries pending or in flight in the outbox.",
 };
 
+pub const ALERT_STATE: Spec = Spec {
+    name: "syncwarden.alert.state",
+    unit: "{alert}",
+    description: "1 for the current state (ok, pending, firing, flapping, stale, held) of each (rule, sync) alert.",
+};
+
 /// All specs, for documentation and tests.
 pub const ALL: &[&Spec] = &[
     &RUNS,
@@ -98,6 +104,7 @@ pub const ALL: &[&Spec] = &[
     &INGEST_DURATION,
     &STORE_WRITE_DURATION,
     &OUTBOX_DEPTH,
+    &ALERT_STATE,
 ];
 
 /// The `sync_id` value used once the cap is reached.
@@ -115,6 +122,7 @@ struct Instruments {
     ingest_duration: Histogram<f64>,
     store_write: Histogram<f64>,
     _outbox_depth: ObservableGauge<i64>,
+    _alert_state: ObservableGauge<i64>,
 }
 
 static INSTRUMENTS: RwLock<Option<Arc<Instruments>>> = RwLock::new(None);
@@ -122,6 +130,8 @@ static MAX_SYNC_IDS: AtomicUsize = AtomicUsize::new(2000);
 static SYNC_IDS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 /// Last outbox depth seen; -1 = never measured (nothing is observed).
 static OUTBOX: AtomicI64 = AtomicI64::new(-1);
+/// Last alert states seen: (rule, exported sync_id, state).
+static ALERTS: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
 
 fn counter(m: &Meter, s: &Spec) -> Counter<u64> {
     m.u64_counter(s.name)
@@ -156,6 +166,25 @@ pub(crate) fn install(max_sync_ids: usize) {
             }
         })
         .build();
+    let alert_state = m
+        .i64_observable_gauge(ALERT_STATE.name)
+        .with_unit(ALERT_STATE.unit)
+        .with_description(ALERT_STATE.description)
+        .with_callback(|o| {
+            if let Ok(list) = ALERTS.lock() {
+                for (rule, sync_id, state) in list.iter() {
+                    o.observe(
+                        1,
+                        &[
+                            KeyValue::new("rule", rule.clone()),
+                            KeyValue::new("sync_id", sync_id.clone()),
+                            KeyValue::new("state", state.clone()),
+                        ],
+                    );
+                }
+            }
+        })
+        .build();
     let inst = Instruments {
         runs: counter(&m, &RUNS),
         processed: counter(&m, &RECORDS_PROCESSED),
@@ -168,6 +197,7 @@ pub(crate) fn install(max_sync_ids: usize) {
         ingest_duration: seconds(&m, &INGEST_DURATION),
         store_write: seconds(&m, &STORE_WRITE_DURATION),
         _outbox_depth: gauge,
+        _alert_state: alert_state,
     };
     if let Ok(mut g) = INSTRUMENTS.write() {
         *g = Some(Arc::new(inst));
@@ -273,6 +303,17 @@ pub fn ingest_answered(elapsed: Duration, status: u16) {
 pub fn store_written(elapsed: Duration) {
     let Some(i) = instruments() else { return };
     i.store_write.record(elapsed.as_secs_f64(), &[]);
+}
+
+/// The current state of every alert, as (rule, sync_id, state).
+pub fn alert_states(states: Vec<(String, String, String)>) {
+    let capped = states
+        .into_iter()
+        .map(|(rule, sync_id, state)| (rule, capped_sync_id(&sync_id), state))
+        .collect();
+    if let Ok(mut g) = ALERTS.lock() {
+        *g = capped;
+    }
 }
 
 /// The outbox holds `depth` unfinished deliveries.

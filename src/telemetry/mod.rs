@@ -331,6 +331,9 @@ pub fn spawn_outbox_sampler(
             if let Ok((n, _)) = crate::store::deliveries::depth(store.reader()).await {
                 outbox_depth(n);
             }
+            if let Ok(states) = crate::store::alerts::names_all(store.reader()).await {
+                metrics::alert_states(states);
+            }
         }
     })
 }

@@ -4,6 +4,16 @@
 //!
 //! `cargo bench --bench engine`. The fleet is read from `../shared`; when it
 //! is absent the backtest benchmark is skipped with a note.
+//!
+//! Timings on a shared machine are noisy; instruction counts are not. With
+//! `ENGINE_ONCE=core` (or `backtest`) the binary runs one pass of that
+//! workload and exits, for `valgrind --tool=callgrind`:
+//!
+//! ```text
+//! cargo bench --bench engine --no-run
+//! ENGINE_ONCE=core valgrind --tool=callgrind target/release/deps/engine-<hash>
+//! callgrind_annotate --inclusive=yes callgrind.out.<pid> | grep -E 'on_run|commit'
+//! ```
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -116,8 +126,8 @@ fn bench_core(c: &mut Criterion) {
     g.finish();
 }
 
-/// One pass of a workload, without criterion, for instruction counting:
-/// `ENGINE_ONCE=core|backtest valgrind --tool=callgrind target/release/deps/engine-…`.
+/// One pass of a workload, without criterion, for instruction counting
+/// (see the module documentation).
 fn once(which: &str) {
     match which {
         "core" => {

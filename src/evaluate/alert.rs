@@ -8,14 +8,17 @@
 //! underlying state, and `incident.rs` what is said about it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::duration::{human, millis};
+use super::history::{Gaps, Verdicts};
 use super::incident::Incident;
 use super::notice::{Cause, HoldReason};
 use super::rules::{FireAfter, Rule, StaleAfter};
-use super::verdict::{Verdict, judge};
+use super::shared;
+use super::verdict::{Verdict, Why, classify};
 use super::{flap, learn};
 use crate::model::{Run, Timestamp};
 
@@ -67,25 +70,38 @@ pub struct Learned {
 }
 
 /// Everything about one alert; see the module doc.
+///
+/// Cheap to clone on purpose (the undo journal copies a state on its first
+/// change after every commit): text and labels are shared (`Arc`), the
+/// histories are inline rings. The JSON form is that of the plain values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertState {
-    pub key: AlertKey,
+    #[serde(with = "shared::arc")]
+    pub key: Arc<AlertKey>,
     /// `finished_at` of the first matching run; part of every incident id so
     /// a removed and re-added rule never reuses one.
     pub created_at: Timestamp,
     /// Labels and source of the last matching run.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    #[serde(default, with = "shared::arc", skip_serializing_if = "no_labels")]
+    pub labels: Arc<BTreeMap<String, String>>,
+    #[serde(
+        default,
+        with = "shared::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source: Option<Arc<str>>,
     #[serde(default)]
     pub state: Underlying,
     /// Why the underlying state is firing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
     /// The sentence for `cause`, with the values that tipped it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
+    #[serde(
+        default,
+        with = "shared::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub condition: Option<Arc<str>>,
     /// When the firing underlying state began (first BAD of the streak, or
     /// the newest run for stale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +115,7 @@ pub struct AlertState {
     pub streak_start: Option<Timestamp>,
     /// The last `flap.window` verdicts, `G`/`B`, oldest first.
     #[serde(default)]
-    pub flap_window: String,
+    pub flap_window: Verdicts,
     #[serde(default)]
     pub flapping: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,23 +137,35 @@ pub struct AlertState {
     pub stale_deadline: Option<Timestamp>,
     /// GOOD/BAD verdicts received while not firing, `G`/`B`, oldest first.
     #[serde(default)]
-    pub calm: String,
+    pub calm: Verdicts,
     /// Milliseconds between consecutive matched runs, the last 20.
     #[serde(default)]
-    pub gaps: Vec<i64>,
+    pub gaps: Gaps,
     #[serde(default)]
     pub learned: Learned,
     /// What last made things better, for the resolved notice's sentence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_change: Option<String>,
+    #[serde(
+        default,
+        with = "shared::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_change: Option<Arc<str>>,
+}
+
+fn no_labels(labels: &Arc<BTreeMap<String, String>>) -> bool {
+    labels.is_empty()
 }
 
 impl AlertState {
     pub fn new(key: AlertKey, created_at: Timestamp) -> Self {
+        Self::with_key(Arc::new(key), created_at)
+    }
+
+    pub(crate) fn with_key(key: Arc<AlertKey>, created_at: Timestamp) -> Self {
         AlertState {
             key,
             created_at,
-            labels: BTreeMap::new(),
+            labels: Arc::default(),
             source: None,
             state: Underlying::Ok,
             cause: None,
@@ -146,7 +174,7 @@ impl AlertState {
             bad_streak: 0,
             good_streak: 0,
             streak_start: None,
-            flap_window: String::new(),
+            flap_window: Verdicts::default(),
             flapping: false,
             flap_share: None,
             notified: Notified::None,
@@ -155,8 +183,8 @@ impl AlertState {
             held: None,
             newest: None,
             stale_deadline: None,
-            calm: String::new(),
-            gaps: Vec::new(),
+            calm: Verdicts::default(),
+            gaps: Gaps::default(),
             learned: Learned::default(),
             last_change: None,
         }
@@ -169,7 +197,7 @@ impl AlertState {
     }
 
     pub fn incident_id(&self) -> Option<&str> {
-        self.incident.as_ref().map(|i| i.id.as_str())
+        self.incident.as_ref().map(|i| &*i.id)
     }
 
     pub fn reminder_due(&self) -> Option<Timestamp> {
@@ -196,15 +224,19 @@ impl AlertState {
     /// Applies one matched, finished run: verdict, streaks, learners, flap
     /// window, staleness bookkeeping. Notices come from [`Self::settle`].
     pub(crate) fn observe(&mut self, rule: &Rule, run: &Run, at: Timestamp) {
-        let judged = judge(&rule.bad_when, run);
-        self.labels = run.labels.clone();
-        self.source = run.source.clone();
+        let (verdict, why) = classify(&rule.bad_when, run);
+        if *self.labels != run.labels {
+            self.labels = Arc::new(run.labels.clone());
+        }
+        if self.source.as_deref() != run.source.as_deref() {
+            self.source = run.source.as_deref().map(Arc::from);
+        }
         if let Some(prev) = self.newest {
             learn::push_gap(&mut self.gaps, at.0.saturating_sub(prev.0));
         }
         self.newest = Some(self.newest.map_or(at, |n| n.max(at)));
         self.learned.median_gap_ms = learn::median_gap(&self.gaps);
-        let bad = match judged.verdict {
+        let bad = match verdict {
             Verdict::Neutral => {
                 self.stale_deadline = self.compute_stale_deadline(rule);
                 return;
@@ -223,8 +255,8 @@ impl AlertState {
             }
         };
         match bad {
-            Some(cause) => self.on_bad(rule, cause, k, &judged.detail, at),
-            None => self.on_good(rule, &judged.detail),
+            Some(cause) => self.on_bad(rule, cause, k, (why, run), at),
+            None => self.on_good(rule, (why, run)),
         }
         if !was_firing {
             learn::push_calm(&mut self.calm, bad.is_some(), rule.auto.learn);
@@ -233,7 +265,15 @@ impl AlertState {
         self.stale_deadline = self.compute_stale_deadline(rule);
     }
 
-    fn on_bad(&mut self, rule: &Rule, cause: Cause, k: u32, detail: &str, at: Timestamp) {
+    /// `why` and `run` give the verdict's sentence, written only if used.
+    fn on_bad(
+        &mut self,
+        rule: &Rule,
+        cause: Cause,
+        k: u32,
+        (why, run): (Why, &Run),
+        at: Timestamp,
+    ) {
         self.bad_streak = self.bad_streak.saturating_add(1);
         self.good_streak = 0;
         if self.bad_streak == 1 || self.streak_start.is_none() {
@@ -258,16 +298,17 @@ impl AlertState {
             },
         };
         let n = self.bad_streak;
-        self.condition = Some(match cause {
+        let detail = why.detail(run);
+        self.condition = Some(Arc::from(match cause {
             Cause::RecordFailures if n == 1 => format!("{detail} ({threshold})"),
             Cause::RecordFailures => {
                 format!("{detail}; {n} consecutive bad runs ({threshold})")
             }
             _ => format!("{n} consecutive failed runs ({threshold}); last: {detail}"),
-        });
+        }));
     }
 
-    fn on_good(&mut self, rule: &Rule, detail: &str) {
+    fn on_good(&mut self, rule: &Rule, (why, run): (Why, &Run)) {
         self.good_streak = self.good_streak.saturating_add(1);
         self.bad_streak = 0;
         self.streak_start = None;
@@ -277,14 +318,14 @@ impl AlertState {
             Underlying::Firing => {
                 let stale = self.cause == Some(Cause::Stale);
                 if stale || self.good_streak >= rule.resolve_after {
-                    self.last_change = Some(if stale {
-                        format!("the sync reported again ({detail})")
+                    self.last_change = Some(Arc::from(if stale {
+                        format!("the sync reported again ({})", why.detail(run))
                     } else {
                         format!(
                             "{} consecutive good runs (resolve_after = {})",
                             self.good_streak, rule.resolve_after
                         )
-                    });
+                    }));
                     self.state = Underlying::Ok;
                     self.cause = None;
                     self.condition = None;
@@ -310,10 +351,10 @@ impl AlertState {
         let share = flap::share(&self.flap_window);
         let next = flap::next_flag(self.flapping, share, &f);
         if self.flapping && !next {
-            self.last_change = Some(format!(
+            self.last_change = Some(Arc::from(format!(
                 "flapping stopped: change share {share:.2} < {:.2} over {} runs",
                 f.low, f.window
-            ));
+            )));
         }
         self.flapping = next;
         self.flap_share = Some(share);
@@ -352,10 +393,10 @@ impl AlertState {
         self.state = Underlying::Firing;
         self.cause = Some(Cause::Stale);
         self.fired_since = Some(newest);
-        self.condition = Some(format!(
+        self.condition = Some(Arc::from(format!(
             "no finished run for {} ({setting})",
             human(at.0 - newest.0)
-        ));
+        )));
     }
 
     /// Adopts a reloaded rule's parameters (SPEC §3.6): windows shrink to the
@@ -363,8 +404,7 @@ impl AlertState {
     pub(crate) fn retune(&mut self, rule: &Rule, floor: Option<Timestamp>) {
         match rule.flap {
             Some(f) => {
-                let excess = self.flap_window.len().saturating_sub(f.window);
-                self.flap_window.drain(..excess);
+                self.flap_window.truncate_front(f.window);
                 if self.flap_window.len() < f.window {
                     self.flapping = false;
                     self.flap_share = None;
@@ -376,8 +416,7 @@ impl AlertState {
                 self.flap_share = None;
             }
         }
-        let excess = self.calm.len().saturating_sub(rule.auto.learn);
-        self.calm.drain(..excess);
+        self.calm.truncate_front(rule.auto.learn);
         let clamp = |t: Timestamp| floor.map_or(t, |f| t.max(f));
         self.stale_deadline = self.compute_stale_deadline(rule).map(clamp);
         let firing_sent = self.notified == Notified::Firing && self.desired_firing();

@@ -91,14 +91,16 @@ pub fn backtest(
         runs_read: runs.len(),
         ..Default::default()
     };
-    let mut seen: HashSet<(String, String)> = HashSet::new();
-    let mut kept = Vec::new();
-    for run in runs {
+    // Indices, not runs, are deduplicated and sorted: a run is a large
+    // value, and the key strings are only borrowed.
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(runs.len());
+    let mut kept: Vec<(Timestamp, usize)> = Vec::with_capacity(runs.len());
+    for (i, run) in runs.iter().enumerate() {
         let Some(at) = run.finished_at.filter(|_| run.is_finished()) else {
             summary.running_ignored += 1;
             continue;
         };
-        if !seen.insert((run.sync_id.clone(), run.run_id.clone())) {
+        if !seen.insert((run.sync_id.as_str(), run.run_id.as_str())) {
             summary.duplicates += 1;
             continue;
         }
@@ -106,15 +108,21 @@ pub fn backtest(
             summary.after_until += 1;
             continue;
         }
-        kept.push((at, run));
+        kept.push((at, i));
     }
-    kept.sort_by(|(a, x), (b, y)| (a, &x.sync_id, &x.run_id).cmp(&(b, &y.sync_id, &y.run_id)));
+    drop(seen);
+    // (finished_at, sync_id, run_id) is unique after dedup: an unstable
+    // sort gives the one order.
+    kept.sort_unstable_by(|&(a, i), &(b, j)| {
+        let (x, y) = (&runs[i], &runs[j]);
+        (a, &x.sync_id, &x.run_id).cmp(&(b, &y.sync_id, &y.run_id))
+    });
     summary.evaluated = kept.len();
     let end = until.or_else(|| kept.last().map(|(at, _)| *at));
     let mut engine = Engine::new(rules);
     let mut notices = Vec::new();
-    for (_, run) in &kept {
-        notices.extend(engine.on_run(run));
+    for &(_, i) in &kept {
+        notices.extend(engine.on_run(&runs[i]));
     }
     if let Some(end) = end {
         notices.extend(engine.advance_to(end));

@@ -1,9 +1,11 @@
 //! Flap detection (SPEC §3.3): Nagios's weighted change share with
 //! hysteresis.
 //!
-//! The window is a string of `G`/`B`, oldest first: it is compact in the
-//! persisted alert JSON and readable when debugging an alert by hand.
+//! The window is a [`Verdicts`] ring: persisted as a string of `G`/`B`,
+//! oldest first (compact in the alert JSON and readable when debugging an
+//! alert by hand), and keeping the counts that make the share O(1).
 
+use super::history::Verdicts;
 use super::rules::Flap;
 
 /// Thresholds within this distance count as reached, so floating-point
@@ -11,30 +13,14 @@ use super::rules::Flap;
 pub const TOLERANCE: f64 = 1e-9;
 
 /// Appends a verdict, keeping only the last `size`.
-pub fn push(window: &mut String, bad: bool, size: usize) {
-    window.push(if bad { 'B' } else { 'G' });
-    let excess = window.len().saturating_sub(size);
-    if excess > 0 {
-        window.drain(..excess);
-    }
+pub fn push(window: &mut Verdicts, bad: bool, size: usize) {
+    window.push(bad, size);
 }
 
 /// The weighted share of changed transitions; transition `i` (1-based,
 /// oldest first) weighs `0.75 + 0.5 · (i − 1) / (n − 2)`.
-pub fn share(window: &str) -> f64 {
-    let v = window.as_bytes();
-    let n = v.len();
-    if n < 3 {
-        return 0.0;
-    }
-    let span = (n - 2) as f64;
-    let mut sum = 0.0;
-    for i in 1..n {
-        if v[i] != v[i - 1] {
-            sum += 0.75 + 0.5 * (i - 1) as f64 / span;
-        }
-    }
-    sum / (n - 1) as f64
+pub fn share(window: &Verdicts) -> f64 {
+    window.share()
 }
 
 /// The flag after a new share: start at `high`, stop below `low`, keep it
@@ -53,6 +39,10 @@ pub fn next_flag(flapping: bool, share: f64, flap: &Flap) -> bool {
 mod tests {
     use super::*;
 
+    fn share(window: &str) -> f64 {
+        super::share(&Verdicts::from_gb(window).expect("a G/B window"))
+    }
+
     const FLAP: Flap = Flap {
         window: 10,
         high: 0.5,
@@ -61,7 +51,7 @@ mod tests {
 
     #[test]
     fn the_window_keeps_the_newest_verdicts() {
-        let mut w = String::new();
+        let mut w = Verdicts::default();
         for bad in [true, false, false, true] {
             push(&mut w, bad, 3);
         }

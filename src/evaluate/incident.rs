@@ -7,20 +7,24 @@
 //! alternation guarantees (one firing, one resolved, reminders between)
 //! are checked in one place.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::alert::{AlertKey, AlertState, Notified, Underlying};
 use super::duration::millis;
 use super::notice::{Cause, HoldReason, Notice, NoticeKind};
-use super::rules::Rule;
+use super::rules::{Rule, RuleSet};
+use super::shared;
 use crate::model::Timestamp;
 
 /// The open incident: from the moment desired turns firing until it is
 /// resolved (or, if it was never sent, until desired turns ok again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
-    pub id: String,
+    #[serde(with = "shared::text")]
+    pub id: Arc<str>,
     /// 1-based number of this incident in the alert's life.
     pub number: u32,
     pub since: Timestamp,
@@ -40,19 +44,18 @@ pub struct Incident {
 }
 
 /// What a settle needs from the engine: the rule, the instant and the hold
-/// that applies now.
+/// that applies now; `rules` gives a firing notice its downstream syncs.
 pub(crate) struct Ctx<'a> {
     pub rule: &'a Rule,
+    pub rules: &'a RuleSet,
     pub at: Timestamp,
     pub hold: Option<(HoldReason, String)>,
-    pub downstream: &'a [String],
 }
 
 impl AlertState {
     /// Applies SPEC §3.4 after an event: sends or records the firing,
-    /// resolves, or delivers an owed reminder.
-    pub(crate) fn settle(&mut self, ctx: &Ctx<'_>) -> Vec<Notice> {
-        let mut out = Vec::new();
+    /// resolves, or delivers an owed reminder. Notices go to `out`.
+    pub(crate) fn settle(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Notice>) {
         self.held = ctx.hold.as_ref().map(|h| h.0);
         let desired = self.desired_firing();
         if desired && self.incident.is_none() {
@@ -92,38 +95,31 @@ impl AlertState {
             // and never sent (SPEC §3.5).
             self.incident = None;
         }
-        out
     }
 
     /// The reminder timer fired: send it, or owe it while held.
-    pub(crate) fn remind(&mut self, ctx: &Ctx<'_>) -> Vec<Notice> {
+    pub(crate) fn remind(&mut self, ctx: &Ctx<'_>) -> Option<Notice> {
         self.held = ctx.hold.as_ref().map(|h| h.0);
         let sent_and_firing = self.notified == Notified::Firing && self.desired_firing();
-        let Some(inc) = self.incident.as_mut() else {
-            return Vec::new();
-        };
+        let inc = self.incident.as_mut()?;
         inc.reminder_due = None;
         if !sent_and_firing {
-            return Vec::new();
+            return None;
         }
         if ctx.hold.is_some() {
             inc.reminder_owed = true;
-            return Vec::new();
+            return None;
         }
         self.reminder(ctx)
     }
 
-    fn reminder(&mut self, ctx: &Ctx<'_>) -> Vec<Notice> {
-        let seq = match self.incident.as_mut() {
-            Some(inc) => {
-                inc.reminders += 1;
-                inc.reminders
-            }
-            None => return Vec::new(),
-        };
+    fn reminder(&mut self, ctx: &Ctx<'_>) -> Option<Notice> {
+        let inc = self.incident.as_mut()?;
+        inc.reminders += 1;
+        let seq = inc.reminders;
         let n = self.notice(ctx, NoticeKind::Reminder, seq);
         self.mark_sent(ctx);
-        vec![n]
+        Some(n)
     }
 
     /// A firing or reminder went out: the next reminder counts from now.
@@ -143,7 +139,7 @@ impl AlertState {
             at
         };
         self.incident = Some(Incident {
-            id: incident_id(&self.key, self.created_at, self.incidents),
+            id: Arc::from(incident_id(&self.key, self.created_at, self.incidents)),
             number: self.incidents,
             since,
             held_recorded: false,
@@ -159,12 +155,14 @@ impl AlertState {
             NoticeKind::Resolved => (
                 None,
                 self.last_change
-                    .clone()
-                    .unwrap_or_else(|| "healthy again".to_string()),
+                    .as_deref()
+                    .unwrap_or("healthy again")
+                    .to_string(),
             ),
-            _ if self.state == Underlying::Firing => {
-                (self.cause, self.condition.clone().unwrap_or_default())
-            }
+            _ if self.state == Underlying::Firing => (
+                self.cause,
+                self.condition.as_deref().unwrap_or_default().to_string(),
+            ),
             _ => (Some(Cause::Flapping), self.flap_condition(ctx.rule)),
         };
         Notice {
@@ -184,12 +182,12 @@ impl AlertState {
             condition,
             since: self.incident.as_ref().map_or(ctx.at, |i| i.since),
             downstream: if kind == NoticeKind::Firing {
-                ctx.downstream.to_vec()
+                ctx.rules.downstream_of(&self.key.sync_id).to_vec()
             } else {
                 Vec::new()
             },
-            labels: self.labels.clone(),
-            source: self.source.clone(),
+            labels: (*self.labels).clone(),
+            source: self.source.as_deref().map(str::to_string),
         }
     }
 
@@ -216,7 +214,7 @@ impl AlertState {
             cause: None,
             rule: self.key.rule.clone(),
             sync_id: self.key.sync_id.clone(),
-            incident_id: inc.id.clone(),
+            incident_id: inc.id.to_string(),
             seq: inc.reminders + 1,
             held: None,
             reason: Some(reason.to_string()),
@@ -226,8 +224,8 @@ impl AlertState {
             },
             since: inc.since,
             downstream: Vec::new(),
-            labels: self.labels.clone(),
-            source: self.source.clone(),
+            labels: (*self.labels).clone(),
+            source: self.source.as_deref().map(str::to_string),
         })
     }
 }

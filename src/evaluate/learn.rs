@@ -1,15 +1,15 @@
 //! Learned thresholds (SPEC §3.2, `"auto"`): the alert's own history sets
 //! how many BAD runs in a row are news and how long a silence is suspicious.
 //!
-//! Both learners are pure functions of small persisted histories (a `G`/`B`
-//! string and the last 20 gaps), so a restored engine learns exactly what an
-//! uninterrupted one would.
+//! Both learners are pure functions of small persisted histories (the calm
+//! verdicts and the last 20 gaps, see `history.rs`), so a restored engine
+//! learns exactly what an uninterrupted one would. Both are O(1) per run:
+//! the histories keep the counts and the sorted gaps they need.
 
 use super::duration::millis;
+use super::history::{Gaps, Verdicts};
 use super::rules::AutoParams;
 
-/// How many gaps between runs are kept for `stale_after = "auto"`.
-pub const GAPS_KEPT: usize = 20;
 /// Fewer gaps than this and a sync is never considered stale.
 pub const GAPS_NEEDED: usize = 5;
 /// Relative tolerance of `p^k ≤ target`.
@@ -26,10 +26,9 @@ pub struct LearnedK {
 }
 
 /// `fire_after` for the next verdict, from the calm history as it stands.
-pub fn auto_k(calm: &str, auto: &AutoParams) -> LearnedK {
+pub fn auto_k(calm: &Verdicts, auto: &AutoParams) -> LearnedK {
     // The BADs at the end are the streak being judged, not noise yet.
-    let considered = calm.trim_end_matches('B');
-    let n = considered.len();
+    let n = calm.len() - calm.trailing_bad();
     if n < auto.warmup || n == 0 {
         return LearnedK {
             k: auto.min,
@@ -37,7 +36,7 @@ pub fn auto_k(calm: &str, auto: &AutoParams) -> LearnedK {
             considered: n,
         };
     }
-    let bad = considered.bytes().filter(|&b| b == b'B').count();
+    let bad = calm.bad() - calm.trailing_bad();
     let p = bad as f64 / n as f64;
     let limit = auto.target * (1.0 + TOLERANCE);
     let k = (auto.min..=auto.max)
@@ -51,32 +50,26 @@ pub fn auto_k(calm: &str, auto: &AutoParams) -> LearnedK {
 }
 
 /// Appends a calm verdict, keeping the last `learn`.
-pub fn push_calm(calm: &mut String, bad: bool, learn: usize) {
-    super::flap::push(calm, bad, learn);
+pub fn push_calm(calm: &mut Verdicts, bad: bool, learn: usize) {
+    calm.push(bad, learn);
 }
 
-/// Records the gap before a run, keeping the last [`GAPS_KEPT`].
-pub fn push_gap(gaps: &mut Vec<i64>, gap_ms: i64) {
-    gaps.push(gap_ms.max(0));
-    let excess = gaps.len().saturating_sub(GAPS_KEPT);
-    if excess > 0 {
-        gaps.drain(..excess);
-    }
+/// Records the gap before a run, keeping the last 20.
+pub fn push_gap(gaps: &mut Gaps, gap_ms: i64) {
+    gaps.push(gap_ms);
 }
 
 /// The element at index ⌊n/2⌋ of the sorted gaps, with at least
 /// [`GAPS_NEEDED`] of them.
-pub fn median_gap(gaps: &[i64]) -> Option<i64> {
+pub fn median_gap(gaps: &Gaps) -> Option<i64> {
     if gaps.len() < GAPS_NEEDED {
         return None;
     }
-    let mut sorted = gaps.to_vec();
-    sorted.sort_unstable();
-    sorted.get(sorted.len() / 2).copied()
+    gaps.nth_smallest(gaps.len() / 2)
 }
 
 /// The learned silence budget: `max(stale_min, stale_factor × median gap)`.
-pub fn stale_budget(gaps: &[i64], auto: &AutoParams) -> Option<i64> {
+pub fn stale_budget(gaps: &Gaps, auto: &AutoParams) -> Option<i64> {
     let median = median_gap(gaps)?;
     let scaled = (auto.stale_factor * median as f64).round();
     let scaled = if scaled >= i64::MAX as f64 {
@@ -96,18 +89,30 @@ mod tests {
         AutoParams::default()
     }
 
-    fn history(good: usize, bad: usize) -> String {
+    fn history(good: usize, bad: usize) -> Verdicts {
         // Spread the BADs so none of them trails.
         let mut s = "B".repeat(bad);
         s.push_str(&"G".repeat(good));
-        s
+        gb(&s)
+    }
+
+    fn gb(text: &str) -> Verdicts {
+        Verdicts::from_gb(text).expect("a G/B history")
+    }
+
+    fn gaps(list: &[i64]) -> Gaps {
+        let mut g = Gaps::default();
+        for &gap in list {
+            g.push(gap);
+        }
+        g
     }
 
     #[test]
     fn warm_up_uses_min() {
-        let l = auto_k(&"G".repeat(19), &auto());
+        let l = auto_k(&gb(&"G".repeat(19)), &auto());
         assert_eq!((l.k, l.p), (2, None));
-        assert_eq!(auto_k(&"G".repeat(20), &auto()).p, Some(0.0));
+        assert_eq!(auto_k(&gb(&"G".repeat(20)), &auto()).p, Some(0.0));
     }
 
     #[test]
@@ -115,20 +120,23 @@ mod tests {
         // 19 calm verdicts once the streak is left out: still warming up.
         let mut calm = "G".repeat(19);
         calm.push_str("BBB");
-        let l = auto_k(&calm, &auto());
+        let l = auto_k(&gb(&calm), &auto());
         assert_eq!((l.k, l.considered), (2, 19));
         // A BAD in the middle counts.
-        let l = auto_k(&format!("{}B{}", "G".repeat(10), "G".repeat(9)), &auto());
+        let l = auto_k(
+            &gb(&format!("{}B{}", "G".repeat(10), "G".repeat(9))),
+            &auto(),
+        );
         assert_eq!(l.p, Some(0.05));
     }
 
     #[test]
     fn a_quiet_history_gives_min_and_an_always_bad_one_gives_max() {
-        assert_eq!(auto_k(&"G".repeat(50), &auto()).k, 2);
+        assert_eq!(auto_k(&gb(&"G".repeat(50)), &auto()).k, 2);
         // p = 1 needs the BADs not to trail: end on a GOOD.
         let mut calm = "B".repeat(40);
         calm.push('G');
-        assert_eq!(auto_k(&calm, &auto()).k, 6);
+        assert_eq!(auto_k(&gb(&calm), &auto()).k, 6);
     }
 
     #[test]
@@ -144,7 +152,7 @@ mod tests {
 
     #[test]
     fn gaps_need_five_and_use_the_upper_median() {
-        let mut gaps = Vec::new();
+        let mut gaps = Gaps::default();
         for g in [10, 40, 20, 30] {
             push_gap(&mut gaps, g);
         }
@@ -158,7 +166,7 @@ mod tests {
 
     #[test]
     fn only_the_last_twenty_gaps_count() {
-        let mut gaps = Vec::new();
+        let mut gaps = Gaps::default();
         for _ in 0..20 {
             push_gap(&mut gaps, 1_000_000);
         }
@@ -173,13 +181,16 @@ mod tests {
     fn the_stale_budget_never_drops_below_stale_min() {
         let minute = 60_000;
         let a = auto();
-        assert_eq!(stale_budget(&[minute; 5], &a), Some(30 * minute));
-        assert_eq!(stale_budget(&[15 * minute; 5], &a), Some(60 * minute));
+        assert_eq!(stale_budget(&gaps(&[minute; 5]), &a), Some(30 * minute));
+        assert_eq!(
+            stale_budget(&gaps(&[15 * minute; 5]), &a),
+            Some(60 * minute)
+        );
         let a = AutoParams {
             stale_min: Duration::from_secs(1),
             stale_factor: 2.5,
             ..a
         };
-        assert_eq!(stale_budget(&[minute; 5], &a), Some(150_000));
+        assert_eq!(stale_budget(&gaps(&[minute; 5]), &a), Some(150_000));
     }
 }

@@ -9,7 +9,8 @@
 //! - `rules` (the validated model), `raw` + `check` + `check_rule`
 //!   (parsing rules files and reporting every problem with file and line),
 //!   `duration`;
-//! - `verdict` (one run under one rule), `flap`, `learn` (the "auto"
+//! - `verdict` (one run under one rule), `history` (the bounded verdict
+//!   and gap histories, O(1) per run), `flap`, `learn` (the "auto"
 //!   thresholds), `alert` (one alert's state machine), `incident` (what it says:
 //!   firing, reminders, resolved), `notice`;
 //! - `engine` (all alerts, timers, holds, silences, undo journal),
@@ -23,12 +24,14 @@ mod check_rule;
 pub mod duration;
 mod engine;
 mod flap;
+mod history;
 mod incident;
 mod learn;
 mod notice;
 mod raw;
 mod rules;
 pub mod score;
+mod shared;
 mod silence;
 mod verdict;
 

@@ -136,11 +136,20 @@ impl Matcher {
     }
 
     pub fn matches(&self, sync_id: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.glob_matches(sync_id) && self.labels_match(labels)
+    }
+
+    /// The glob half: depends on the sync id only, so the engine caches it
+    /// per sync.
+    pub fn glob_matches(&self, sync_id: &str) -> bool {
         self.glob.is_match(sync_id)
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
+    }
+
+    /// The label half: every matcher label equals the run's.
+    pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.labels
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
     }
 }
 

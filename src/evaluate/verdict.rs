@@ -24,47 +24,84 @@ pub struct Judged {
 }
 
 pub fn judge(bad_when: &BadWhen, run: &Run) -> Judged {
-    if bad_when.status.contains(&run.status) {
-        let mut detail = format!("run {} {}", run.run_id, run.status);
-        if let Some(err) = &run.error {
-            detail.push_str(": ");
-            detail.extend(err.message.chars().take(200));
+    let (verdict, why) = classify(bad_when, run);
+    Judged {
+        verdict,
+        detail: why.detail(run),
+    }
+}
+
+/// Which clause of SPEC §3.1 decided, with the numbers it compared: enough
+/// to write the sentence later, so the hot path allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Why {
+    /// `status` is in `bad_when.status`: the run-level error is quoted.
+    Status,
+    /// No BAD clause applied.
+    Plain,
+    Ratio {
+        ratio: f64,
+        limit: f64,
+    },
+    Records {
+        rejected: u64,
+        limit: u64,
+    },
+}
+
+impl Why {
+    /// The sentence [`judge`] returns as `detail`.
+    pub(crate) fn detail(self, run: &Run) -> String {
+        match self {
+            Why::Status => {
+                let mut detail = format!("run {} {}", run.run_id, run.status);
+                if let Some(err) = &run.error {
+                    detail.push_str(": ");
+                    detail.extend(err.message.chars().take(200));
+                }
+                detail
+            }
+            Why::Plain => format!("run {} {}", run.run_id, run.status),
+            Why::Ratio { ratio, limit } => {
+                format!("failed ratio {ratio:.3} > {limit} on run {}", run.run_id)
+            }
+            Why::Records { rejected, limit } => format!(
+                "{rejected} rejected records > {limit} on run {}",
+                run.run_id
+            ),
         }
-        return Judged {
-            verdict: Verdict::Bad(Cause::FailedRuns),
-            detail,
-        };
+    }
+}
+
+/// The verdict of [`judge`] without its sentence.
+pub(crate) fn classify(bad_when: &BadWhen, run: &Run) -> (Verdict, Why) {
+    if bad_when.status.contains(&run.status) {
+        return (Verdict::Bad(Cause::FailedRuns), Why::Status);
     }
     let ratio = run.records.failed_ratio();
     if let (Some(r), Some(limit)) = (ratio, bad_when.failed_ratio_above)
         && r > limit
     {
-        return Judged {
-            verdict: Verdict::Bad(Cause::RecordFailures),
-            detail: format!("failed ratio {r:.3} > {limit} on run {}", run.run_id),
-        };
+        return (
+            Verdict::Bad(Cause::RecordFailures),
+            Why::Ratio { ratio: r, limit },
+        );
     }
     let rejected = run.records.rejected();
     if let Some(limit) = bad_when.failed_records_above
         && rejected > limit
     {
-        return Judged {
-            verdict: Verdict::Bad(Cause::RecordFailures),
-            detail: format!(
-                "{rejected} rejected records > {limit} on run {}",
-                run.run_id
-            ),
-        };
+        return (
+            Verdict::Bad(Cause::RecordFailures),
+            Why::Records { rejected, limit },
+        );
     }
     let verdict = if run.status == RunStatus::Success {
         Verdict::Good
     } else {
         Verdict::Neutral
     };
-    Judged {
-        verdict,
-        detail: format!("run {} {}", run.run_id, run.status),
-    }
+    (verdict, Why::Plain)
 }
 
 #[cfg(test)]
@@ -141,6 +178,19 @@ mod tests {
             judge(&b, &run(RunStatus::Cancelled, Some(10), Some(5))).verdict,
             Verdict::Bad(Cause::RecordFailures)
         );
+    }
+
+    #[test]
+    fn only_a_bad_status_quotes_the_run_error() {
+        let b = rules(None, None);
+        let mut r = run(RunStatus::Failed, None, None);
+        r.error = Some(crate::model::RunError {
+            code: None,
+            message: "boom".into(),
+        });
+        assert_eq!(judge(&b, &r).detail, "run r1 failed: boom");
+        r.status = RunStatus::Success;
+        assert_eq!(judge(&b, &r).detail, "run r1 success");
     }
 
     #[test]

@@ -7,103 +7,98 @@
 //! changed (the run's own alerts, the downstreams of a sync whose firing
 //! status flipped, the alerts a silence boundary matches).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::Engine;
-use crate::evaluate::alert::{AlertKey, Underlying};
+use super::{AlertId, Engine, SyncId};
 use crate::evaluate::incident::Ctx;
 use crate::evaluate::notice::{HoldReason, Notice};
+use crate::evaluate::rules::{Rule, RuleSet};
 use crate::model::Timestamp;
 
 impl Engine {
-    /// Whether any alert of `sync_id`, under any rule, is firing underneath
-    /// (flapping alone does not hold downstreams).
-    pub(super) fn sync_firing(&self, sync_id: &str) -> bool {
-        self.by_sync.get(sync_id).is_some_and(|rules| {
-            rules.iter().any(|r| {
-                self.alerts
-                    .get(&AlertKey::new(r, sync_id))
-                    .is_some_and(|a| a.state == Underlying::Firing)
-            })
-        })
-    }
-
-    /// The hold on an alert at `at`: a firing direct upstream first, then an
-    /// active matching silence. The string names the upstream(s) or silence.
-    pub(super) fn hold_of(
-        &self,
-        key: &AlertKey,
-        labels: &BTreeMap<String, String>,
-        at: Timestamp,
-    ) -> Option<(HoldReason, String)> {
-        let firing: Vec<&str> = self
-            .rules
-            .upstream_of(&key.sync_id)
-            .iter()
-            .filter(|u| self.sync_firing(u))
-            .map(String::as_str)
-            .collect();
-        if !firing.is_empty() {
-            return Some((HoldReason::Inhibited, firing.join(",")));
+    /// The hold on alert `id` at `at`: a firing direct upstream first, then
+    /// an active matching silence. The string names the upstream(s) or
+    /// silence. The alert's sync slot must be fresh.
+    pub(super) fn hold_of(&self, id: AlertId, at: Timestamp) -> Option<(HoldReason, String)> {
+        let a = self.slots[id].state.as_ref()?;
+        let sync = &self.syncs[self.slots[id].sync];
+        let mut firing: Option<String> = None;
+        for &up in &sync.upstream {
+            if self.sync_firing(up) {
+                let names = firing.get_or_insert_with(String::new);
+                if !names.is_empty() {
+                    names.push(',');
+                }
+                names.push_str(&self.syncs[up].id);
+            }
+        }
+        if let Some(names) = firing {
+            return Some((HoldReason::Inhibited, names));
         }
         self.silences
             .iter()
-            .find(|s| s.silence.is_active(at) && s.matches(key, labels))
+            .find(|s| s.silence.is_active(at) && s.matches(&a.key, &a.labels))
             .map(|s| (HoldReason::Silenced, s.silence.id.clone()))
     }
 
-    /// Applies SPEC §3.4 to one alert at `at`.
-    pub(super) fn settle_key(&mut self, key: &AlertKey, at: Timestamp, out: &mut Vec<Notice>) {
-        let rules = Arc::clone(&self.rules);
-        let Some(rule) = rules.rule(&key.rule) else {
-            return;
-        };
-        let Some(alert) = self.alerts.get(key) else {
-            return;
-        };
-        let ctx = Ctx {
-            rule,
-            at,
-            hold: self.hold_of(key, &alert.labels, at),
-            downstream: rules.downstream_of(&key.sync_id),
-        };
-        if let Some(notices) = self.update(key, |a| a.settle(&ctx)) {
-            out.extend(notices);
-        }
-    }
-
-    /// Settles every alert of the direct downstreams of `sync_id`, whose
-    /// firing status just changed.
-    pub(super) fn settle_downstream(
+    /// Applies SPEC §3.4 to alert `id` at `at`, under its rule.
+    pub(super) fn settle_with(
         &mut self,
-        sync_id: &str,
+        id: AlertId,
+        rule: &Rule,
+        rules: &RuleSet,
         at: Timestamp,
         out: &mut Vec<Notice>,
     ) {
+        if self.slots[id].state.is_none() {
+            return;
+        }
+        self.fresh(self.slots[id].sync);
+        let ctx = Ctx {
+            rule,
+            rules,
+            at,
+            hold: self.hold_of(id, at),
+        };
+        self.update(id, |a| a.settle(&ctx, out));
+    }
+
+    /// Applies SPEC §3.4 to alert `id` at `at`, finding its rule by name.
+    pub(super) fn settle_key(&mut self, id: AlertId, at: Timestamp, out: &mut Vec<Notice>) {
         let rules = Arc::clone(&self.rules);
-        for down in rules.downstream_of(sync_id) {
-            let keys: Vec<AlertKey> = self
-                .by_sync
-                .get(down)
-                .map(|rs| rs.iter().map(|r| AlertKey::new(r, down)).collect())
-                .unwrap_or_default();
-            for key in keys {
-                self.settle_key(&key, at, out);
+        let Some(a) = self.slots[id].state.as_ref() else {
+            return;
+        };
+        let Some(rule) = rules.rule(&a.key.rule) else {
+            return;
+        };
+        self.settle_with(id, rule, &rules, at, out);
+    }
+
+    /// Settles every alert of the direct downstreams of sync slot `s`, whose
+    /// firing status just changed.
+    pub(super) fn settle_downstream(&mut self, s: SyncId, at: Timestamp, out: &mut Vec<Notice>) {
+        self.fresh(s);
+        let downstream = self.syncs[s].downstream.clone();
+        for down in downstream {
+            let ids = self.syncs[down].alerts.clone();
+            for id in ids {
+                self.settle_key(id, at, out);
             }
         }
     }
 
-    /// Settles every live alert (silence set or rules replaced, restore).
+    /// Settles every live alert (silence set or rules replaced, restore),
+    /// in key order.
     pub(super) fn settle_all(&mut self, at: Timestamp, out: &mut Vec<Notice>) {
-        let keys: Vec<AlertKey> = self
-            .alerts
-            .keys()
-            .filter(|k| !self.orphans.contains(*k))
-            .cloned()
+        let ids: Vec<AlertId> = self
+            .by_key
+            .iter()
+            .filter(|(key, _)| !self.orphans.contains(&***key))
+            .map(|(_, &id)| id)
             .collect();
-        for key in keys {
-            self.settle_key(&key, at, out);
+        for id in ids {
+            self.settle_key(id, at, out);
         }
     }
 }

@@ -10,15 +10,24 @@
 //! Layout: this file holds the public API and the per-alert bookkeeping;
 //! `timers.rs` fires timers, `holds.rs` computes holds and settles alerts,
 //! `journal.rs` is the undo log behind `commit` / `rollback`.
+//!
+//! Storage, built for a run to cost O(1) in the number of alerts and in
+//! history: alert states live in a slab of slots addressed by [`AlertId`];
+//! a run finds its sync's [`SyncSlot`] with one hash lookup, and the slot
+//! caches, per rule set, which rules' globs match the sync (with the alert
+//! each has there) and the sync's upstreams and downstreams. An ordered
+//! index by key serves the public API and every "all alerts" walk, so their
+//! order (and the order of the notices they produce) is the key order,
+//! whatever the history of the slab.
 
 mod holds;
 mod journal;
 mod timers;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::alert::{AlertKey, AlertState};
+use super::alert::{AlertKey, AlertState, Underlying};
 use super::notice::{HoldReason, Notice};
 use super::rules::RuleSet;
 use super::silence::{Compiled, Silence};
@@ -26,14 +35,51 @@ use crate::model::{Run, Timestamp};
 use journal::Journal;
 use timers::{SilenceTimer, SilenceTimers, Timer};
 
+/// Index of an alert slot.
+type AlertId = usize;
+/// Index of a sync slot.
+type SyncId = usize;
+
+/// One alert's place in the slab.
+struct Slot {
+    state: Option<AlertState>,
+    /// Journal epoch in which this slot was last snapshotted.
+    touched: u64,
+    sync: SyncId,
+}
+
+/// What the engine knows about one sync id.
+struct SyncSlot {
+    id: String,
+    /// Its indexed alerts (orphans excluded), ordered by rule name.
+    alerts: Vec<AlertId>,
+    /// The `rules_gen` the fields below were computed for.
+    rules_gen: u64,
+    /// Rules whose glob matches this sync, in file order (index into
+    /// `RuleSet::rules`), with the indexed alert each has here.
+    rules: Vec<(usize, Option<AlertId>)>,
+    /// Direct upstream syncs, in `RuleSet::upstream_of` order.
+    upstream: Vec<SyncId>,
+    /// Direct downstream syncs, in `RuleSet::downstream_of` order.
+    downstream: Vec<SyncId>,
+}
+
 /// See the module documentation.
 pub struct Engine {
     /// Shared so the journal can keep the previous set without a deep copy.
     rules: Arc<RuleSet>,
-    alerts: BTreeMap<AlertKey, AlertState>,
-    /// Rule names with a live alert per sync: answers "is this upstream
-    /// firing under any rule" without scanning every alert.
-    by_sync: BTreeMap<String, BTreeSet<String>>,
+    /// Bumped whenever `rules` changes: sync slots recompute their caches.
+    rules_gen: u64,
+    slots: Vec<Slot>,
+    /// Empty slots free for reuse.
+    free: Vec<AlertId>,
+    /// Slots emptied since the last commit: reused only after it, so that
+    /// within one journal interval a slot holds one alert.
+    freed: Vec<AlertId>,
+    /// Every alert (orphans included), in key order.
+    by_key: BTreeMap<Arc<AlertKey>, AlertId>,
+    sync_index: HashMap<String, SyncId>,
+    syncs: Vec<SyncSlot>,
     /// Stale and reminder deadlines of live alerts, derived from their state.
     timers: BTreeSet<(Timestamp, Timer)>,
     silences: Vec<Compiled>,
@@ -51,8 +97,13 @@ impl Engine {
     pub fn new(rules: RuleSet) -> Engine {
         Engine {
             rules: Arc::new(rules),
-            alerts: BTreeMap::new(),
-            by_sync: BTreeMap::new(),
+            rules_gen: 1,
+            slots: Vec::new(),
+            free: Vec::new(),
+            freed: Vec::new(),
+            by_key: BTreeMap::new(),
+            sync_index: HashMap::new(),
+            syncs: Vec::new(),
             timers: BTreeSet::new(),
             silences: Vec::new(),
             silence_timers: BTreeSet::new(),
@@ -68,19 +119,32 @@ impl Engine {
         let mut e = Engine::new(rules);
         let rules = Arc::clone(&e.rules);
         for mut a in alerts {
-            let key = a.key.clone();
-            match rules.rule(&key.rule) {
+            let key = Arc::clone(&a.key);
+            if let Some(old) = e.by_key.remove(&*key) {
+                // A repeated key: the later state wins.
+                if let Some(prev) = e.slots[old].state.take() {
+                    e.unindex(old, &prev);
+                }
+                e.orphans.remove(&*key);
+                e.free.push(old);
+            }
+            let kept = match rules.rule(&key.rule) {
                 Some(rule) if rule.matches(&key.sync_id, &a.labels) => {
                     // Rules edited while the process was down take effect
                     // now; with unchanged rules this changes nothing.
                     a.retune(rule, None);
-                    e.index(&a);
+                    true
                 }
-                _ => {
-                    e.orphans.insert(key.clone());
-                }
+                _ => false,
+            };
+            let s = e.sync_slot(&key.sync_id);
+            let id = e.alloc(s);
+            e.place(id, a);
+            if kept {
+                e.index(id);
+            } else {
+                e.orphans.insert((*key).clone());
             }
-            e.alerts.insert(key, a);
         }
         // The restore instant is unknown, so every silence boundary is
         // kept: a boundary already passed only settles alerts again, which
@@ -106,19 +170,29 @@ impl Engine {
         self.begin(t, &mut out);
         self.fire_due(t, false, &mut out);
         let rules = Arc::clone(&self.rules);
-        let was_firing = self.sync_firing(&run.sync_id);
-        for rule in rules.matching(&run.sync_id, &run.labels) {
-            let key = AlertKey::new(&rule.name, &run.sync_id);
-            if !self.alerts.contains_key(&key) {
-                self.insert_alert(AlertState::new(key.clone(), t));
+        let s = self.sync_slot(&run.sync_id);
+        self.fresh(s);
+        let was_firing = self.sync_firing(s);
+        for i in 0..self.syncs[s].rules.len() {
+            let (r, known) = self.syncs[s].rules[i];
+            let rule = &rules.rules[r];
+            if !rule.matcher.labels_match(&run.labels) {
+                continue;
             }
-            self.update(&key, |a| a.observe(rule, run, t));
-            self.settle_key(&key, t, &mut out);
+            let id = match known {
+                Some(id) => id,
+                None => {
+                    let key = Arc::new(AlertKey::new(&rule.name, &run.sync_id));
+                    self.insert_alert(AlertState::with_key(key, t), s)
+                }
+            };
+            self.update(id, |a| a.observe(rule, run, t));
+            self.settle_with(id, rule, &rules, t, &mut out);
         }
-        if was_firing != self.sync_firing(&run.sync_id) {
-            self.settle_downstream(&run.sync_id, t, &mut out);
+        if was_firing != self.sync_firing(s) {
+            self.settle_downstream(s, t, &mut out);
         }
-        out.sort_by_key(|n| n.at);
+        sort(&mut out);
         out
     }
 
@@ -127,7 +201,7 @@ impl Engine {
         let mut out = Vec::new();
         self.begin(now, &mut out);
         self.fire_due(now, true, &mut out);
-        out.sort_by_key(|n| n.at);
+        sort(&mut out);
         out
     }
 
@@ -159,7 +233,7 @@ impl Engine {
         }
         self.silences = silences.into_iter().map(Compiled::new).collect();
         self.settle_all(now, &mut out);
-        out.sort_by_key(|n| n.at);
+        sort(&mut out);
         out
     }
 
@@ -175,34 +249,43 @@ impl Engine {
     pub fn replace_rules(&mut self, rules: RuleSet, now: Timestamp) -> Vec<Notice> {
         let mut out = self.advance_to(now);
         self.journal_rules();
-        self.rules = Arc::new(rules);
+        self.set_rules(Arc::new(rules));
         let rules = Arc::clone(&self.rules);
-        let keys: Vec<AlertKey> = self.alerts.keys().cloned().collect();
-        for key in keys {
-            let Some(labels) = self.alerts.get(&key).map(|a| a.labels.clone()) else {
+        let ids: Vec<AlertId> = self.by_key.values().copied().collect();
+        for id in ids {
+            let Some(a) = self.slots[id].state.as_ref() else {
                 continue;
             };
-            match rules.rule(&key.rule) {
-                None => self.drop_alert(&key, now, "rule_removed", &mut out),
-                Some(r) if !r.matches(&key.sync_id, &labels) => {
-                    self.drop_alert(&key, now, "rule_no_longer_matches", &mut out)
+            let rule = rules.rule(&a.key.rule);
+            let drop_reason = match rule {
+                None => Some("rule_removed"),
+                Some(r) if !r.matches(&a.key.sync_id, &a.labels) => Some("rule_no_longer_matches"),
+                Some(_) => None,
+            };
+            match (drop_reason, rule) {
+                (Some(reason), _) => self.drop_alert(id, now, reason, &mut out),
+                (None, Some(r)) => {
+                    self.update(id, |a| a.retune(r, Some(now)));
                 }
-                Some(r) => {
-                    self.update(&key, |a| a.retune(r, Some(now)));
-                }
+                (None, None) => {}
             }
         }
         self.settle_all(now, &mut out);
-        out.sort_by_key(|n| n.at);
+        sort(&mut out);
         out
     }
 
     pub fn alert(&self, key: &AlertKey) -> Option<&AlertState> {
-        self.alerts.get(key)
+        self.by_key
+            .get(key)
+            .and_then(|&id| self.slots[id].state.as_ref())
     }
 
+    /// Every alert, in key order.
     pub fn alerts(&self) -> impl Iterator<Item = &AlertState> {
-        self.alerts.values()
+        self.by_key
+            .values()
+            .filter_map(|&id| self.slots[id].state.as_ref())
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -219,7 +302,7 @@ impl Engine {
 
     /// The hold that applied to the alert at its last settle.
     pub fn is_held(&self, key: &AlertKey) -> Option<HoldReason> {
-        self.alerts.get(key).and_then(|a| a.held)
+        self.alert(key).and_then(|a| a.held)
     }
 
     /// Work left over from `restore`, done at the first event.
@@ -235,53 +318,172 @@ impl Engine {
             } else {
                 "rule_removed"
             };
-            self.drop_alert(&key, at, reason, out);
+            if let Some(&id) = self.by_key.get(&key) {
+                self.drop_alert(id, at, reason, out);
+            }
         }
         if std::mem::take(&mut self.reconcile) {
             self.settle_all(at, out);
         }
     }
 
-    fn insert_alert(&mut self, a: AlertState) {
-        self.touch(&a.key);
-        self.index(&a);
-        self.alerts.insert(a.key.clone(), a);
+    fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+        self.rules_gen += 1;
     }
 
-    fn drop_alert(&mut self, key: &AlertKey, at: Timestamp, reason: &str, out: &mut Vec<Notice>) {
-        self.touch(key);
-        if let Some(a) = self.alerts.remove(key) {
-            self.unindex(&a);
+    /// The slot of `sync_id`, created empty on first sight.
+    fn sync_slot(&mut self, sync_id: &str) -> SyncId {
+        if let Some(&s) = self.sync_index.get(sync_id) {
+            return s;
+        }
+        let s = self.syncs.len();
+        self.syncs.push(SyncSlot {
+            id: sync_id.to_string(),
+            alerts: Vec::new(),
+            rules_gen: 0,
+            rules: Vec::new(),
+            upstream: Vec::new(),
+            downstream: Vec::new(),
+        });
+        self.sync_index.insert(sync_id.to_string(), s);
+        s
+    }
+
+    /// Brings the rule caches of sync slot `s` up to the current rules.
+    #[inline]
+    fn fresh(&mut self, s: SyncId) {
+        if self.syncs[s].rules_gen != self.rules_gen {
+            self.refresh(s);
+        }
+    }
+
+    #[cold]
+    fn refresh(&mut self, s: SyncId) {
+        let rules = Arc::clone(&self.rules);
+        let name = self.syncs[s].id.clone();
+        let upstream: Vec<SyncId> = rules
+            .upstream_of(&name)
+            .iter()
+            .map(|u| self.sync_slot(u))
+            .collect();
+        let downstream: Vec<SyncId> = rules
+            .downstream_of(&name)
+            .iter()
+            .map(|d| self.sync_slot(d))
+            .collect();
+        let alerts = &self.syncs[s].alerts;
+        let matched: Vec<(usize, Option<AlertId>)> = rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matcher.glob_matches(&name))
+            .map(|(i, r)| {
+                let id = alerts.iter().copied().find(|&id| {
+                    self.slots[id]
+                        .state
+                        .as_ref()
+                        .is_some_and(|a| a.key.rule == r.name)
+                });
+                (i, id)
+            })
+            .collect();
+        let slot = &mut self.syncs[s];
+        slot.rules = matched;
+        slot.upstream = upstream;
+        slot.downstream = downstream;
+        slot.rules_gen = self.rules_gen;
+    }
+
+    /// A slot for a new alert of sync slot `s`.
+    fn alloc(&mut self, s: SyncId) -> AlertId {
+        let id = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot {
+                state: None,
+                touched: 0,
+                sync: s,
+            });
+            self.slots.len() - 1
+        });
+        self.slots[id].sync = s;
+        id
+    }
+
+    /// Puts a state in an empty slot and the key index, without journaling
+    /// or indexing it.
+    fn place(&mut self, id: AlertId, a: AlertState) {
+        self.by_key.insert(Arc::clone(&a.key), id);
+        self.slots[id].state = Some(a);
+    }
+
+    fn insert_alert(&mut self, a: AlertState, s: SyncId) -> AlertId {
+        let id = self.alloc(s);
+        // Journal the empty slot first: a rollback removes the alert.
+        self.touch(id);
+        self.place(id, a);
+        self.index(id);
+        id
+    }
+
+    fn drop_alert(&mut self, id: AlertId, at: Timestamp, reason: &str, out: &mut Vec<Notice>) {
+        self.touch(id);
+        if let Some(a) = self.slots[id].state.take() {
+            self.by_key.remove(&*a.key);
+            self.unindex(id, &a);
+            self.freed.push(id);
             out.extend(a.dropped(at, reason));
         }
     }
 
     /// Changes one alert, journaling its old state and moving its timers.
-    fn update<R>(&mut self, key: &AlertKey, f: impl FnOnce(&mut AlertState) -> R) -> Option<R> {
-        self.touch(key);
-        let a = self.alerts.get_mut(key)?;
+    fn update<R>(&mut self, id: AlertId, f: impl FnOnce(&mut AlertState) -> R) -> Option<R> {
+        self.touch(id);
+        let a = self.slots[id].state.as_mut()?;
         let before = (a.stale_deadline, a.reminder_due());
         let r = f(a);
         let after = (a.stale_deadline, a.reminder_due());
-        if before != after && !self.orphans.contains(key) {
-            self.move_timers(key, before, after);
+        if before != after {
+            let key = Arc::clone(&a.key);
+            if self.orphans.is_empty() || !self.orphans.contains(&*key) {
+                self.move_timers(&key, before, after);
+            }
         }
         Some(r)
     }
 
-    fn index(&mut self, a: &AlertState) {
-        self.by_sync
-            .entry(a.key.sync_id.clone())
-            .or_default()
-            .insert(a.key.rule.clone());
-        self.move_timers(&a.key, (None, None), (a.stale_deadline, a.reminder_due()));
+    /// Enters a placed alert in its sync slot and the timer index.
+    fn index(&mut self, id: AlertId) {
+        let Some(a) = self.slots[id].state.as_ref() else {
+            return;
+        };
+        let key = Arc::clone(&a.key);
+        let deadlines = (a.stale_deadline, a.reminder_due());
+        let s = self.slots[id].sync;
+        let slots = &self.slots;
+        let rule_of = |o: AlertId| slots[o].state.as_ref().map(|a| a.key.rule.as_str());
+        let sync = &mut self.syncs[s];
+        let pos = sync
+            .alerts
+            .partition_point(|&o| rule_of(o) < Some(key.rule.as_str()));
+        sync.alerts.insert(pos, id);
+        if sync.rules_gen == self.rules_gen {
+            for entry in &mut sync.rules {
+                if self.rules.rules[entry.0].name == key.rule {
+                    entry.1 = Some(id);
+                }
+            }
+        }
+        self.move_timers(&key, (None, None), deadlines);
     }
 
-    fn unindex(&mut self, a: &AlertState) {
-        if let Some(rules) = self.by_sync.get_mut(&a.key.sync_id) {
-            rules.remove(&a.key.rule);
-            if rules.is_empty() {
-                self.by_sync.remove(&a.key.sync_id);
+    /// Takes an alert out of its sync slot and the timer index; `a` is its
+    /// state, already out of the slot or about to be replaced.
+    fn unindex(&mut self, id: AlertId, a: &AlertState) {
+        let sync = &mut self.syncs[self.slots[id].sync];
+        sync.alerts.retain(|&o| o != id);
+        for entry in &mut sync.rules {
+            if entry.1 == Some(id) {
+                entry.1 = None;
             }
         }
         self.move_timers(&a.key, (a.stale_deadline, a.reminder_due()), (None, None));
@@ -289,25 +491,43 @@ impl Engine {
 
     fn move_timers(
         &mut self,
-        key: &AlertKey,
+        key: &Arc<AlertKey>,
         (old_stale, old_remind): (Option<Timestamp>, Option<Timestamp>),
         (new_stale, new_remind): (Option<Timestamp>, Option<Timestamp>),
     ) {
         if old_stale != new_stale {
             if let Some(t) = old_stale {
-                self.timers.remove(&(t, Timer::Stale(key.clone())));
+                self.timers.remove(&(t, Timer::Stale(Arc::clone(key))));
             }
             if let Some(t) = new_stale {
-                self.timers.insert((t, Timer::Stale(key.clone())));
+                self.timers.insert((t, Timer::Stale(Arc::clone(key))));
             }
         }
         if old_remind != new_remind {
             if let Some(t) = old_remind {
-                self.timers.remove(&(t, Timer::Reminder(key.clone())));
+                self.timers.remove(&(t, Timer::Reminder(Arc::clone(key))));
             }
             if let Some(t) = new_remind {
-                self.timers.insert((t, Timer::Reminder(key.clone())));
+                self.timers.insert((t, Timer::Reminder(Arc::clone(key))));
             }
         }
+    }
+
+    /// Whether any indexed alert of sync slot `s`, under any rule, is firing
+    /// underneath (flapping alone does not hold downstreams).
+    fn sync_firing(&self, s: SyncId) -> bool {
+        self.syncs[s].alerts.iter().any(|&id| {
+            self.slots[id]
+                .state
+                .as_ref()
+                .is_some_and(|a| a.state == Underlying::Firing)
+        })
+    }
+}
+
+/// Notices in time order; ties keep the order they were decided in.
+fn sort(out: &mut [Notice]) {
+    if out.len() > 1 {
+        out.sort_by_key(|n| n.at);
     }
 }

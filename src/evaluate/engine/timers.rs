@@ -17,11 +17,13 @@ use crate::evaluate::incident::Ctx;
 use crate::evaluate::notice::Notice;
 use crate::model::Timestamp;
 
-/// An alert timer. Variant order is firing order at one instant.
+/// An alert timer. Variant order is firing order at one instant; alerts
+/// due at the same instant fire in key order. The key is shared with the
+/// alert state, so moving a timer allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Timer {
-    Stale(AlertKey),
-    Reminder(AlertKey),
+    Stale(Arc<AlertKey>),
+    Reminder(Arc<AlertKey>),
 }
 
 /// Silence boundaries in firing order.
@@ -63,76 +65,81 @@ impl Engine {
                     };
                     self.on_silence_boundary(&id, at, out);
                 }
-            } else if let Some((at, timer)) = self.timers.first().cloned() {
+            } else if let Some((at, timer)) = self.timers.pop_first() {
+                let (Timer::Stale(key) | Timer::Reminder(key)) = &timer;
+                let Some(&id) = self.by_key.get(&**key) else {
+                    continue;
+                };
+                // Journaled even if nothing else changes: a rollback puts
+                // the timer back by re-indexing the old state.
+                self.touch(id);
                 match timer {
-                    Timer::Stale(key) => {
-                        self.touch(&key);
-                        self.timers.remove(&(at, Timer::Stale(key.clone())));
-                        self.on_stale(&key, at, out);
-                    }
-                    Timer::Reminder(key) => {
-                        self.touch(&key);
-                        self.timers.remove(&(at, Timer::Reminder(key.clone())));
-                        self.on_reminder(&key, at, out);
-                    }
+                    Timer::Stale(_) => self.on_stale(id, at, out),
+                    Timer::Reminder(_) => self.on_reminder(id, at, out),
                 }
             }
         }
     }
 
-    fn on_stale(&mut self, key: &AlertKey, at: Timestamp, out: &mut Vec<Notice>) {
+    fn on_stale(&mut self, id: usize, at: Timestamp, out: &mut Vec<Notice>) {
         let rules = Arc::clone(&self.rules);
-        let Some(rule) = rules.rule(&key.rule) else {
+        let Some(a) = self.slots[id].state.as_ref() else {
             return;
         };
-        if self.alerts.get(key).and_then(|a| a.stale_deadline) != Some(at) {
+        let Some(rule) = rules.rule(&a.key.rule) else {
+            return;
+        };
+        if a.stale_deadline != Some(at) {
             return;
         }
-        let was_firing = self.sync_firing(&key.sync_id);
-        self.update(key, |a| a.go_stale(rule, at));
-        self.settle_key(key, at, out);
-        if was_firing != self.sync_firing(&key.sync_id) {
-            self.settle_downstream(&key.sync_id, at, out);
+        let s = self.slots[id].sync;
+        let was_firing = self.sync_firing(s);
+        self.update(id, |a| a.go_stale(rule, at));
+        self.settle_with(id, rule, &rules, at, out);
+        if was_firing != self.sync_firing(s) {
+            self.settle_downstream(s, at, out);
         }
     }
 
-    fn on_reminder(&mut self, key: &AlertKey, at: Timestamp, out: &mut Vec<Notice>) {
+    fn on_reminder(&mut self, id: usize, at: Timestamp, out: &mut Vec<Notice>) {
         let rules = Arc::clone(&self.rules);
-        let Some(rule) = rules.rule(&key.rule) else {
+        let Some(a) = self.slots[id].state.as_ref() else {
             return;
         };
-        let Some(alert) = self.alerts.get(key) else {
+        let Some(rule) = rules.rule(&a.key.rule) else {
             return;
         };
-        if alert.reminder_due() != Some(at) {
+        if a.reminder_due() != Some(at) {
             return;
         }
+        self.fresh(self.slots[id].sync);
         let ctx = Ctx {
             rule,
+            rules: &rules,
             at,
-            hold: self.hold_of(key, &alert.labels, at),
-            downstream: rules.downstream_of(&key.sync_id),
+            hold: self.hold_of(id, at),
         };
-        if let Some(notices) = self.update(key, |a| a.remind(&ctx)) {
-            out.extend(notices);
+        if let Some(Some(n)) = self.update(id, |a| a.remind(&ctx)) {
+            out.push(n);
         }
     }
 
     /// A silence started or ended: settle the alerts it matches.
-    fn on_silence_boundary(&mut self, id: &str, at: Timestamp, out: &mut Vec<Notice>) {
-        let keys: Vec<AlertKey> = self
-            .alerts
-            .values()
-            .filter(|a| !self.orphans.contains(&a.key))
-            .filter(|a| {
+    fn on_silence_boundary(&mut self, silence: &str, at: Timestamp, out: &mut Vec<Notice>) {
+        let ids: Vec<usize> = self
+            .by_key
+            .iter()
+            .filter(|(key, _)| !self.orphans.contains(&***key))
+            .filter_map(|(_, &id)| {
+                let a = self.slots[id].state.as_ref()?;
                 self.silences
                     .iter()
-                    .any(|s| s.silence.id == id && s.matches(&a.key, &a.labels))
+                    .any(|s| s.silence.id == silence && s.matches(&a.key, &a.labels))
+                    .then_some(id)
             })
-            .map(|a| a.key.clone())
             .collect();
-        for key in keys {
-            self.settle_key(&key, at, out);
+        for id in ids {
+            self.settle_key(id, at, out);
         }
     }
 }

@@ -44,7 +44,7 @@ fn verdicts_while_firing_stay_out_of_the_calm_history() {
     // The tipping BAD is appended (the state was pending before it); the
     // BADs and the resolving GOOD after it are not.
     assert_eq!(
-        a.map(|a| a.calm),
+        a.map(|a| a.calm.to_gb()),
         Some("SSFF".replace('S', "G").replace('F', "B"))
     );
 }

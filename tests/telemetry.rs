@@ -274,13 +274,15 @@ async fn metrics_and_traces_reach_an_otlp_collector_and_a_dead_one_never_blocks_
             .text()
             .await
             .expect("text");
-        if text.lines().any(|l| {
-            l.starts_with("syncwarden_alert_state{")
-                && l.contains("rule=\"broken\"")
-                && l.contains("state=\"firing\"")
-                && l.contains("sync_id=\"census:1\"")
-                && l.ends_with(" 1")
-        }) {
+        if text.contains("syncwarden_outbox_oldest_age")
+            && text.lines().any(|l| {
+                l.starts_with("syncwarden_alert_state{")
+                    && l.contains("rule=\"broken\"")
+                    && l.contains("state=\"firing\"")
+                    && l.contains("sync_id=\"census:1\"")
+                    && l.ends_with(" 1")
+            })
+        {
             break;
         }
         assert!(

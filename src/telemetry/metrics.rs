@@ -85,6 +85,11 @@ pub const OUTBOX_DEPTH: Spec = Spec {
     description: "Deliveries pending or in flight in the outbox.",
 };
 
+pub const OUTBOX_OLDEST_AGE: Spec = Spec {
+    name: "syncwarden.outbox.oldest_age",
+    unit: "s",
+    description: "Age of the oldest delivery still pending or in flight (0 when the outbox is empty).",
+};
 pub const ALERT_STATE: Spec = Spec {
     name: "syncwarden.alert.state",
     unit: "{alert}",
@@ -104,6 +109,7 @@ pub const ALL: &[&Spec] = &[
     &INGEST_DURATION,
     &STORE_WRITE_DURATION,
     &OUTBOX_DEPTH,
+    &OUTBOX_OLDEST_AGE,
     &ALERT_STATE,
 ];
 
@@ -123,6 +129,7 @@ struct Instruments {
     store_write: Histogram<f64>,
     _outbox_depth: ObservableGauge<i64>,
     _alert_state: ObservableGauge<i64>,
+    _outbox_oldest: ObservableGauge<f64>,
 }
 
 static INSTRUMENTS: RwLock<Option<Arc<Instruments>>> = RwLock::new(None);
@@ -130,6 +137,8 @@ static MAX_SYNC_IDS: AtomicUsize = AtomicUsize::new(2000);
 static SYNC_IDS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 /// Last outbox depth seen; -1 = never measured (nothing is observed).
 static OUTBOX: AtomicI64 = AtomicI64::new(-1);
+/// Age in ms of the oldest unfinished delivery; -1 = never measured.
+static OUTBOX_OLDEST_MS: AtomicI64 = AtomicI64::new(-1);
 /// Last alert states seen: (rule, exported sync_id, state).
 static ALERTS: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
 
@@ -185,6 +194,17 @@ pub(crate) fn install(max_sync_ids: usize) {
             }
         })
         .build();
+    let oldest = m
+        .f64_observable_gauge(OUTBOX_OLDEST_AGE.name)
+        .with_unit(OUTBOX_OLDEST_AGE.unit)
+        .with_description(OUTBOX_OLDEST_AGE.description)
+        .with_callback(|o| {
+            let v = OUTBOX_OLDEST_MS.load(Ordering::Relaxed);
+            if v >= 0 {
+                o.observe(v as f64 / 1000.0, &[]);
+            }
+        })
+        .build();
     let inst = Instruments {
         runs: counter(&m, &RUNS),
         processed: counter(&m, &RECORDS_PROCESSED),
@@ -198,6 +218,7 @@ pub(crate) fn install(max_sync_ids: usize) {
         store_write: seconds(&m, &STORE_WRITE_DURATION),
         _outbox_depth: gauge,
         _alert_state: alert_state,
+        _outbox_oldest: oldest,
     };
     if let Ok(mut g) = INSTRUMENTS.write() {
         *g = Some(Arc::new(inst));
@@ -319,6 +340,11 @@ pub fn alert_states(states: Vec<(String, String, String)>) {
 /// The outbox holds `depth` unfinished deliveries.
 pub fn outbox_depth(depth: i64) {
     OUTBOX.store(depth.max(0), Ordering::Relaxed);
+}
+
+/// The oldest unfinished delivery became due `age_ms` ago (0 if none).
+pub fn outbox_oldest_age(age_ms: i64) {
+    OUTBOX_OLDEST_MS.store(age_ms.max(0), Ordering::Relaxed);
 }
 
 #[cfg(test)]

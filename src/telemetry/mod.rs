@@ -328,8 +328,10 @@ pub fn spawn_outbox_sampler(
         let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
         loop {
             tick.tick().await;
-            if let Ok((n, _)) = crate::store::deliveries::depth(store.reader()).await {
+            if let Ok((n, oldest)) = crate::store::deliveries::depth(store.reader()).await {
                 outbox_depth(n);
+                let now = crate::model::Timestamp::now().0;
+                metrics::outbox_oldest_age(oldest.map_or(0, |due| now - due));
             }
             if let Ok(states) = crate::store::alerts::names_all(store.reader()).await {
                 metrics::alert_states(states);

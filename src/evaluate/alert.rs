@@ -399,6 +399,22 @@ impl AlertState {
         )));
     }
 
+    /// Repairs what a JSON round trip can lose: serde_json may read a float
+    /// back one ulp off, and the flap share is shown rounded (`{:.2}`), so
+    /// at a tie a restarted engine would word a notice differently from an
+    /// uninterrupted one. The share is a function of the window: when the
+    /// stored one is that value up to parsing noise, take the exact value.
+    pub(crate) fn after_load(&mut self, rule: &Rule) {
+        if let (Some(f), Some(stored)) = (rule.flap, self.flap_share)
+            && self.flap_window.len() == f.window
+        {
+            let exact = flap::share(&self.flap_window);
+            if (stored - exact).abs() <= 1e-12 {
+                self.flap_share = Some(exact);
+            }
+        }
+    }
+
     /// Adopts a reloaded rule's parameters (SPEC §3.6): windows shrink to the
     /// new sizes and timers are recomputed, never earlier than `floor`.
     pub(crate) fn retune(&mut self, rule: &Rule, floor: Option<Timestamp>) {

@@ -130,6 +130,7 @@ impl Engine {
             }
             let kept = match rules.rule(&key.rule) {
                 Some(rule) if rule.matches(&key.sync_id, &a.labels) => {
+                    a.after_load(rule);
                     // Rules edited while the process was down take effect
                     // now; with unchanged rules this changes nothing.
                     a.retune(rule, None);

@@ -294,3 +294,23 @@ fn a_restored_alert_whose_rule_is_gone_resolves_at_the_next_event() {
     );
     assert_eq!(e.on_run(&run("s", 20, RunStatus::Success)).len(), 1);
 }
+
+#[test]
+fn a_restored_flap_share_is_the_one_its_window_gives() {
+    // serde_json can read a float back one ulp off; at a rounding tie that
+    // would turn "flap share 0.48" into "0.47" after a restart.
+    let toml = "[[rule]]\nname = \"r\"\nfire_after = 9\n\
+                flap = { window = 7, high = 0.1, low = 0.0 }\n";
+    let mut s = Script::new(toml);
+    s.pattern("a", 0, 10, "SSFSFFF");
+    let key = AlertKey::new("r", "a");
+    let original = s.engine.alert(&key).cloned().expect("an alert");
+    let share = original.flap_share.expect("a full window");
+    let mut json = serde_json::to_value(&original).expect("serializes");
+    json["flap_share"] = serde_json::json!(f64::from_bits(share.to_bits() + 1));
+    let state: AlertState = serde_json::from_value(json).expect("parses");
+    assert_ne!(state.flap_share.map(f64::to_bits), Some(share.to_bits()));
+    let restored = Engine::restore(rules(toml), vec![state], Vec::new());
+    let back = restored.alert(&key).and_then(|a| a.flap_share);
+    assert_eq!(back.map(f64::to_bits), Some(share.to_bits()));
+}

@@ -748,26 +748,18 @@ impl Writer {
     }
 }
 
-/// The serde name of a unit enum variant (`failed_runs`, `inhibited`, …).
-fn enum_str<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        other => format!("{other:?}"),
-    }
-}
-
 fn notice_row(n: &Notice) -> Result<NoticeRow, StoreError> {
     Ok(NoticeRow {
         notice_key: n.key(),
         incident_id: n.incident_id.clone(),
-        kind: enum_str(&n.kind),
+        kind: n.kind.as_str().to_string(),
         seq: i64::from(n.seq),
-        cause: n.cause.map(|c| enum_str(&c)),
+        cause: n.cause.map(|c| c.as_str().to_string()),
         rule: n.rule.clone(),
         sync_id: n.sync_id.clone(),
         at_ms: n.at.0,
         status: if n.held.is_some() { "held" } else { "pending" }.into(),
-        held: n.held.map(|h| enum_str(&h)),
+        held: n.held.map(|h| h.as_str().to_string()),
         reason: n.reason.clone(),
         body: serde_json::to_string(n).map_err(|e| store::corrupt("notices.body (encoding)", e))?,
     })

@@ -131,6 +131,33 @@ pub fn kind_label(kind: &str) -> &'static str {
     }
 }
 
+/// Counts of a group's notices by kind, `(firing, reminder, resolved)`, and
+/// the phrase both the e-mail subject and the Slack heading use:
+/// `2 firing, 1 resolved`.
+pub fn group_breakdown(
+    kinds: impl Iterator<Item = impl AsRef<str>>,
+) -> (usize, usize, usize, String) {
+    let (mut firing, mut reminder, mut resolved) = (0, 0, 0);
+    for k in kinds {
+        match k.as_ref() {
+            "reminder" => reminder += 1,
+            "resolved" => resolved += 1,
+            _ => firing += 1,
+        }
+    }
+    let phrase = [
+        (firing, "firing"),
+        (reminder, "still firing"),
+        (resolved, "resolved"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, k)| format!("{n} {k}"))
+    .collect::<Vec<_>>()
+    .join(", ");
+    (firing, reminder, resolved, phrase)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

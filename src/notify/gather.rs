@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::evaluate::{Notice, NoticeKind, RuleSet, Verdict, judge};
 use crate::ingest::classes::ErrorClass;
-use crate::model::{RunStatus, Timestamp};
+use crate::model::RunStatus;
 use crate::notify::context::{IncidentTotals, Links, NoticeContext, RunSummary};
 use crate::store::runs::StoredRun;
 use crate::store::{self, Store, StoreError};
@@ -161,15 +161,4 @@ fn encode(s: &str) -> String {
         segs.push(s);
     }
     url.path().trim_start_matches('/').to_string()
-}
-
-/// The instant a notice is considered at, for logs.
-pub fn describe(n: &Notice) -> String {
-    format!(
-        "{} {} {} at {}",
-        n.kind.as_str(),
-        n.rule,
-        n.sync_id,
-        Timestamp::to_rfc3339(n.at)
-    )
 }

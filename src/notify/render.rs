@@ -430,22 +430,8 @@ struct Group {
 
 impl Group {
     fn of(ctxs: &[NoticeContext]) -> Group {
-        let count_of = |k: &str| ctxs.iter().filter(|c| c.kind == k).count();
-        let (firing, reminder, resolved) = (
-            ctxs.len() - count_of("reminder") - count_of("resolved"),
-            count_of("reminder"),
-            count_of("resolved"),
-        );
-        let breakdown = [
-            (firing, "firing"),
-            (reminder, "still firing"),
-            (resolved, "resolved"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, k)| format!("{n} {k}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+        let (firing, reminder, resolved, breakdown) =
+            format::group_breakdown(ctxs.iter().map(|c| c.kind.as_str()));
         let mut syncs: Vec<String> = Vec::new();
         for c in ctxs {
             if !syncs.contains(&c.sync_id) {

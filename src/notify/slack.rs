@@ -372,19 +372,7 @@ fn fallback(n: &NoticeContext) -> String {
 }
 
 fn group(ctxs: &[NoticeContext]) -> Value {
-    let count = |k: &str| ctxs.iter().filter(|c| c.kind == k).count();
-    let (reminder, resolved) = (count("reminder"), count("resolved"));
-    let firing = ctxs.len() - reminder - resolved;
-    let breakdown = [
-        (firing, "firing"),
-        (reminder, "still firing"),
-        (resolved, "resolved"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, k)| format!("{n} {k}"))
-    .collect::<Vec<_>>()
-    .join(", ");
+    let (_, _, _, breakdown) = format::group_breakdown(ctxs.iter().map(|c| c.kind.as_str()));
     let heading = format::one_line(
         &format!("{} notices: {breakdown}", ctxs.len()),
         HEADER_CHARS,

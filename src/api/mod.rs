@@ -8,6 +8,7 @@
 mod alerts;
 mod error;
 mod health;
+pub mod openapi;
 mod runs;
 mod syncs;
 mod webhooks;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             get(alerts::list_silences).post(alerts::add_silence),
         )
         .route("/silences/{id}", delete(alerts::expire_silence))
+        .route("/openapi.json", get(openapi::document))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
 
     Router::new()

@@ -100,7 +100,7 @@ const RECORD_ERROR_FIELDS: &[&str] = &["record_id", "code", "message", "field"];
 /// every offending field of every element is reported (up to
 /// [`MAX_REPORTED_ERRORS`]), and runs are returned only if all are valid.
 pub fn parse_body(bytes: &[u8], now: Timestamp) -> Result<Vec<Run>, Vec<FieldError>> {
-    let value: Value = serde_json::from_slice(bytes)
+    let value: Value = parse_json(bytes)
         .map_err(|e| vec![FieldError::new(0, "", format!("malformed JSON: {e}"))])?;
     match value {
         Value::Array(items) if items.is_empty() => Err(vec![FieldError::new(
@@ -131,7 +131,7 @@ pub fn parse_ndjson(text: &str, now: Option<Timestamp>) -> Result<Vec<Run>, Vec<
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(line) {
+        match parse_json(line.as_bytes()) {
             Ok(v) => match parse_value(&v, i, now) {
                 Ok(run) => runs.push(run),
                 Err(errs) => errors.extend(errs),
@@ -146,6 +146,98 @@ pub fn parse_ndjson(text: &str, now: Option<Timestamp>) -> Result<Vec<Run>, Vec<
         Ok(runs)
     } else {
         Err(errors)
+    }
+}
+
+/// JSON text to a [`Value`], refusing an object that repeats a key.
+///
+/// `serde_json` keeps the last of two equal keys without a word, and other
+/// parsers keep the first, so `{"sync_id":"a","sync_id":"b"}` would mean
+/// different runs to different readers of the same bytes (a signing proxy,
+/// a log, us). The canonical record is ours to define: a repeated key is an
+/// error, reported with its line and column. Nesting is still bounded by
+/// serde_json's recursion limit (128 levels).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Builds a [`Value`] like serde_json's own, with the duplicate-key check.
+struct StrictValue;
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if obj.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {:?}",
+                    clip(&key, 100)
+                )));
+            }
+            let v = map.next_value_seed(StrictValue)?;
+            obj.insert(key, v);
+        }
+        Ok(Value::Object(obj))
     }
 }
 
@@ -795,6 +887,29 @@ mod tests {
 
     fn now() -> Timestamp {
         Timestamp::parse_rfc3339("2026-03-02T12:00:00Z").expect("valid")
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_wherever_it_is() {
+        for body in [
+            r#"{"sync_id":"a","sync_id":"b","run_id":"r","status":"running"}"#,
+            r#"[{"sync_id":"a","run_id":"r","status":"running","labels":{"t":"x","t":"y"}}]"#,
+        ] {
+            let errs = parse_body(body.as_bytes(), now()).expect_err(body);
+            assert!(
+                errs[0].message.contains("duplicate key") && errs[0].message.contains("column"),
+                "{errs:?}"
+            );
+        }
+        let errs = parse_ndjson("{\"a\":1,\"a\":2}\n", None).expect_err("dup");
+        assert!(errs[0].message.contains("duplicate key \"a\""), "{errs:?}");
+        // The same key in sibling objects is no repetition.
+        let ok = r#"[{"sync_id":"a","run_id":"r","status":"running"},{"sync_id":"a","run_id":"s","status":"running"}]"#;
+        assert_eq!(parse_body(ok.as_bytes(), now()).expect("valid").len(), 2);
+        assert_eq!(
+            parse_json(b"[1, -2, 2.5, null, true, \"s\", {}]").expect("json"),
+            json!([1, -2, 2.5, null, true, "s", {}])
+        );
     }
 
     fn good() -> Value {

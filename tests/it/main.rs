@@ -25,3 +25,7 @@ mod webhooks;
 mod pollers;
 
 mod exec_report;
+
+mod openapi;
+
+mod junk;

@@ -23,7 +23,7 @@ const REQUIRED: [&str; 3] = ["id", "source", "type"];
 /// [`validate::parse_body`], every problem of every event is reported, each
 /// with its index, and runs are returned only if all are valid.
 pub fn parse_body(body: &[u8], now: Timestamp) -> Result<Vec<Run>, Vec<FieldError>> {
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = validate::parse_json(body)
         .map_err(|e| vec![FieldError::new(0, "", format!("malformed JSON: {e}"))])?;
     let events: Vec<&Value> = match &value {
         Value::Array(items) if items.is_empty() => {

@@ -75,8 +75,9 @@ pub fn finish(run: Run) -> Result<Run, AdapterError> {
 /// hold (a dbt Cloud project named "Analytics Project") become `_`, so a
 /// vendor's display name cannot make every payload of that sync unusable.
 /// An id too long for the 200-character cap (a long dbt test name) keeps its
-/// beginning plus `~` and 16 hex digits of its SHA-256, which stays stable
-/// and distinct.
+/// beginning plus `-` and 16 hex digits of its SHA-256, which stays stable
+/// and distinct. The separator must itself be a sync-id character: `~` was
+/// used once, and every run with a long id then failed validation.
 pub fn vendor_sync_id(vendor: &str, id: &str) -> Result<String, AdapterError> {
     if id.is_empty() {
         return Err(AdapterError::field("sync id", "is empty"));
@@ -90,7 +91,7 @@ pub fn vendor_sync_id(vendor: &str, id: &str) -> Result<String, AdapterError> {
         return Ok(full);
     }
     let digest = Sha256::digest(id.as_bytes());
-    let suffix = format!("~{}", hex::encode(&digest[..8]));
+    let suffix = format!("-{}", hex::encode(&digest[..8]));
     // Sync ids are ASCII here, so byte and character counts agree.
     let keep = validate::MAX_ID_CHARS - suffix.len();
     Ok(format!("{}{suffix}", &full[..keep]))
@@ -227,6 +228,10 @@ mod tests {
         assert_eq!(id.len(), 200);
         assert!(id.starts_with("dbt:ttt"));
         assert_ne!(id, vendor_sync_id("dbt", &"t".repeat(301)).expect("id"));
+        assert!(
+            id.chars().all(validate::is_sync_id_char),
+            "a shortened id is still a valid sync id: {id}"
+        );
     }
 
     #[test]

@@ -152,6 +152,10 @@ pub struct StoreConfig {
     pub record_errors_per_run: usize,
     /// Runs per ingest transaction at most (group commit).
     pub max_batch_runs: usize,
+    /// How long a write waits for a lock another process holds on the
+    /// database before the request is answered 503 (default `5s`).
+    #[serde(with = "humantime_serde_compat")]
+    pub busy_timeout: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -159,6 +163,7 @@ impl Default for StoreConfig {
         StoreConfig {
             record_errors_per_run: 1000,
             max_batch_runs: 5000,
+            busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
         }
     }
 }

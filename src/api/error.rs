@@ -99,9 +99,23 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        if e.is_transient() {
+        use crate::store::Unavailable;
+        if let Some(why) = e.unavailable() {
             tracing::warn!(error = %e, "store unavailable");
-            ApiError::Unavailable("the store is temporarily unavailable; retry".into())
+            // Says which of the operator's problems it is, without paths or
+            // SQL: a full disk and a foreign lock are fixed differently.
+            ApiError::Unavailable(
+                match why {
+                    Unavailable::Busy => {
+                        "the database is busy (locked by another process); retry"
+                    }
+                    Unavailable::Full => {
+                        "storage full: the database volume has no space left; nothing was stored, retry once space is freed"
+                    }
+                    Unavailable::Io => "the store is temporarily unavailable; retry",
+                }
+                .into(),
+            )
         } else {
             tracing::error!(error = %e, "store error");
             ApiError::Internal

@@ -89,7 +89,7 @@ impl App {
                 .context("configuring notification channels")?,
         );
         let rules = load_rules(&config.rules, &channels)?;
-        let store = Store::open(&config.database)
+        let store = Store::open_with(&config.database, config.store.busy_timeout)
             .await
             .with_context(|| format!("opening database {}", config.database))?;
         let writer = Writer::load(

@@ -379,15 +379,14 @@ impl Writer {
             }
             Err(e) => {
                 tracing::warn!(error = %e, runs = requests.iter().map(Vec::len).sum::<usize>(), "ingest batch not stored");
-                let transient = e.is_transient();
+                let transient = e.unavailable();
                 let msg = e.to_string();
                 for reply in replies {
-                    let err = if transient {
-                        // Each client gets an equivalent error; the store
-                        // error itself is not cloneable.
-                        StoreError::Db(sqlx::Error::PoolTimedOut)
-                    } else {
-                        store::corrupt("ingest", &msg)
+                    // Each client gets an equivalent error (busy, full, …);
+                    // the store error itself is not cloneable.
+                    let err = match transient {
+                        Some(why) => StoreError::Unavailable(why),
+                        None => store::corrupt("ingest", &msg),
                     };
                     let _ = reply.send(Err(WriteError::Store(err)));
                 }

@@ -32,22 +32,66 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt stored value in {what}: {message}")]
     Corrupt { what: &'static str, message: String },
+    /// A transient failure without its original error: one failed group
+    /// commit is answered to each of its requests, and `sqlx::Error` is not
+    /// `Clone`.
+    #[error("{0}")]
+    Unavailable(Unavailable),
 }
 
+/// Why the store cannot take a write right now; each is worth a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Another connection (another process) holds the write lock past the
+    /// busy timeout.
+    Busy,
+    /// The database volume has no space left (SQLITE_FULL, ENOSPC).
+    Full,
+    /// Any other I/O failure of the database files.
+    Io,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unavailable::Busy => "the database is locked by another connection",
+            Unavailable::Full => "the database volume is full",
+            Unavailable::Io => "the database files cannot be read or written",
+        })
+    }
+}
+
+/// ENOSPC on Linux and the BSDs.
+const ENOSPC: i32 = 28;
+
 impl StoreError {
-    /// Busy, locked or out of space: worth retrying later, reported as 503.
+    /// Busy, locked, out of space or failing I/O: worth retrying later,
+    /// reported as 503.
     pub fn is_transient(&self) -> bool {
+        self.unavailable().is_some()
+    }
+
+    /// Which transient failure this is, if it is one.
+    pub fn unavailable(&self) -> Option<Unavailable> {
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => {
                 let code = e.code().unwrap_or_default();
-                // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_FULL 13, SQLITE_IOERR 10
+                // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_IOERR 10, SQLITE_FULL 13
                 // (extended codes keep the primary code in the low byte).
-                let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(-1);
-                matches!(primary, 5 | 6 | 10 | 13)
+                match code.parse::<i32>().map(|c| c & 0xff).unwrap_or(-1) {
+                    5 | 6 => Some(Unavailable::Busy),
+                    13 => Some(Unavailable::Full),
+                    10 => Some(Unavailable::Io),
+                    _ => None,
+                }
             }
-            StoreError::Db(sqlx::Error::PoolTimedOut) => true,
-            StoreError::Db(sqlx::Error::Io(_)) => true,
-            _ => false,
+            StoreError::Db(sqlx::Error::PoolTimedOut) => Some(Unavailable::Busy),
+            StoreError::Db(sqlx::Error::Io(e)) if e.raw_os_error() == Some(ENOSPC) => {
+                Some(Unavailable::Full)
+            }
+            StoreError::Db(sqlx::Error::Io(_)) => Some(Unavailable::Io),
+            StoreError::Unavailable(u) => Some(*u),
+            _ => None,
         }
     }
 }
@@ -68,6 +112,9 @@ pub struct Store {
     read: SqlitePool,
 }
 
+/// How long a statement waits for a lock held by another connection.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A write transaction (`BEGIN IMMEDIATE` on the writer connection).
 pub type WriteTx = Transaction<'static, Sqlite>;
 
@@ -77,6 +124,12 @@ impl Store {
     /// Opens (creating if missing) and migrates the database at `database`:
     /// a path, or a `sqlite:` URL.
     pub async fn open(database: &str) -> Result<Store> {
+        Store::open_with(database, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// [`Store::open`] with the time a statement waits for another
+    /// connection's lock before failing with SQLITE_BUSY (answered as 503).
+    pub async fn open_with(database: &str, busy_timeout: Duration) -> Result<Store> {
         let url = if database.starts_with("sqlite:") {
             database.to_string()
         } else {
@@ -86,7 +139,7 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true)
             .statement_cache_capacity(200)
             .optimize_on_close(true, None);
@@ -108,8 +161,26 @@ impl Store {
     /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up
     /// front, so a read inside the transaction never has to upgrade (and
     /// fail with SQLITE_BUSY) halfway through.
+    ///
+    /// SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+    /// some I/O errors); sqlx's own ROLLBACK on drop then finds no
+    /// transaction, fails, and leaves the connection counting one open, so
+    /// every later `BEGIN` is refused. Such a connection is closed here (the
+    /// pool opens a fresh one) instead of wedging the writer until a restart.
     pub async fn begin(&self) -> Result<WriteTx> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        match self.write.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!(
+                    "writer connection still counted a transaction SQLite had rolled back; reopening it"
+                );
+                let stale = self.write.acquire().await?;
+                if let Err(e) = stale.close().await {
+                    tracing::debug!(error = %e, "closing the stale writer connection");
+                }
+                Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     pub fn reader(&self) -> &SqlitePool {

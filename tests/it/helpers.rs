@@ -36,6 +36,11 @@ pub struct Opts {
     pub public_url: Option<String>,
     /// `[telemetry]` settings (OTLP endpoint, `/metrics`, …).
     pub telemetry: Option<syncwarden::config::TelemetryConfig>,
+    /// `store.busy_timeout` (fault tests keep it short).
+    pub busy_timeout: Option<std::time::Duration>,
+    /// Database path instead of `syncwarden.db` in the test's directory
+    /// (fault tests put it on a small tmpfs).
+    pub database: Option<std::path::PathBuf>,
 }
 
 pub fn install_crypto() {
@@ -80,6 +85,12 @@ fn config_for(dir: &Path, opts: &Opts) -> Config {
     }
     if let Some(t) = &opts.telemetry {
         c.telemetry = t.clone();
+    }
+    if let Some(d) = opts.busy_timeout {
+        c.store.busy_timeout = d;
+    }
+    if let Some(db) = &opts.database {
+        c.database = db.display().to_string();
     }
     // Retries in milliseconds, not minutes: fault tests wait for them.
     c.delivery.retry_initial = std::time::Duration::from_millis(50);

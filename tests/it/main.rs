@@ -28,4 +28,5 @@ mod exec_report;
 
 mod openapi;
 
+mod faults;
 mod junk;

@@ -216,6 +216,10 @@ pub struct SlackChannel {
     pub rate: Option<String>,
     #[serde(default)]
     pub burst: Option<u32>,
+    /// Whole-request timeout of one delivery attempt (default `10s`); a
+    /// timed-out attempt is retried like any transient failure.
+    #[serde(default, with = "humantime_serde_option")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +233,9 @@ pub struct WebhookChannel {
     pub rate: Option<String>,
     #[serde(default)]
     pub burst: Option<u32>,
+    /// Whole-request timeout of one delivery attempt (default `10s`).
+    #[serde(default, with = "humantime_serde_option")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// How the outbox worker retries.
@@ -249,6 +256,17 @@ impl Default for DeliveryConfig {
             retry_initial: std::time::Duration::from_secs(2),
             retry_max: std::time::Duration::from_secs(600),
         }
+    }
+}
+
+/// An optional duration (`timeout = "10s"`), absent = the default.
+mod humantime_serde_option {
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        super::humantime_serde_compat::deserialize(d).map(Some)
     }
 }
 

@@ -32,11 +32,16 @@ const BODY_SNIPPET_CHARS: usize = 200;
 /// The client for one channel. Installs the ring TLS provider if nobody did
 /// (reqwest is built with `rustls-no-provider` and panics without one), so a
 /// channel works whatever `main` or a test did first.
-pub(crate) fn client(channel: &str) -> Result<reqwest::Client, ChannelError> {
+/// `timeout` bounds a whole attempt (default [`HTTP_TIMEOUT`]).
+pub(crate) fn client(
+    channel: &str,
+    timeout: Option<Duration>,
+) -> Result<reqwest::Client, ChannelError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let timeout = timeout.unwrap_or(HTTP_TIMEOUT);
     reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5).min(timeout))
         // A POST that is redirected would be re-sent as a GET or dropped;
         // better to report the URL as wrong.
         .redirect(reqwest::redirect::Policy::none())

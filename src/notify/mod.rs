@@ -323,6 +323,7 @@ mod tests {
                 webhook_url: Secret::new(slack_url),
                 rate: None,
                 burst: None,
+                timeout: None,
             },
         );
         cfg.webhook.insert(
@@ -332,6 +333,7 @@ mod tests {
                 secret: Some(Secret::new("k")),
                 rate: Some("5/s".to_owned()),
                 burst: Some(1),
+                timeout: None,
             },
         );
         cfg

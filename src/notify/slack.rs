@@ -59,7 +59,7 @@ impl SlackSender {
         Ok(SlackSender {
             name: name.to_owned(),
             webhook_url: cfg.webhook_url.clone(),
-            client: http::client(&channel)?,
+            client: http::client(&channel, cfg.timeout)?,
         })
     }
 

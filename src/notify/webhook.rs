@@ -86,7 +86,7 @@ impl WebhookSender {
             name: name.to_owned(),
             url: cfg.url.clone(),
             secret: cfg.secret.clone(),
-            client: http::client(&channel)?,
+            client: http::client(&channel, cfg.timeout)?,
         })
     }
 

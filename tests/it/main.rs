@@ -30,3 +30,5 @@ mod openapi;
 
 mod faults;
 mod junk;
+
+mod notify_faults;

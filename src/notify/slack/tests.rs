@@ -19,6 +19,7 @@ fn sender(base: &str) -> SlackSender {
             webhook_url: Secret::new(format!("{base}{HOOK}")),
             rate: None,
             burst: None,
+            timeout: None,
         },
     )
     .expect("builds")
@@ -254,6 +255,7 @@ fn a_webhook_url_that_is_not_http_is_refused() {
             webhook_url: Secret::new("hooks.slack.com/services/T/B/X"),
             rate: None,
             burst: None,
+            timeout: None,
         },
     )
     .expect_err("refused");

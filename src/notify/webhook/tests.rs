@@ -34,6 +34,7 @@ fn sender(base: &str, secret: Option<&str>) -> WebhookSender {
             secret: secret.map(Secret::new),
             rate: None,
             burst: None,
+            timeout: None,
         },
     )
     .expect("builds")
@@ -154,6 +155,7 @@ fn bad_webhook_settings_are_refused() {
         secret: secret.map(Secret::new),
         rate: None,
         burst: None,
+        timeout: None,
     };
     let err = WebhookSender::new("ops", &cfg("ftp://x", None)).expect_err("scheme");
     assert!(err.to_string().contains("webhook:ops"), "{err}");

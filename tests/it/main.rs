@@ -32,3 +32,5 @@ mod faults;
 mod junk;
 
 mod notify_faults;
+
+mod secrets;

@@ -268,3 +268,22 @@ async fn json_nested_past_the_depth_limit_is_a_400_naming_the_limit() {
     assert_eq!(status, 400, "{answer}");
     assert!(!answer.to_string().contains("recursion"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_on_every_route_that_takes_one() {
+    let app = crate::helpers::spawn_with(crate::helpers::Opts {
+        sources: Some(crate::openapi::ALL_SOURCES.into()),
+        max_body_bytes: Some(1024),
+        ..crate::helpers::Opts::default()
+    })
+    .await;
+    let big = format!("[{}]", "1,".repeat(2000) + "1").into_bytes();
+    for (method, path, _) in ROUTES.iter().filter(|r| r.0 == "post") {
+        // The Airbyte route authenticates by its path: use the real token.
+        let url = path.replace("{token}", "airbyte-token");
+        let a = send(&app, method, &url, Some("application/json"), big.clone()).await;
+        assert_refused(&format!("{method} {path} with 4 kB"), &a);
+        assert_eq!(a.status, 413, "{path}: {}", a.raw);
+        assert!(a.raw.contains("1024"), "{path}: names the limit: {}", a.raw);
+    }
+}

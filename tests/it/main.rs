@@ -34,3 +34,5 @@ mod junk;
 mod notify_faults;
 
 mod secrets;
+
+mod tidy_sql;

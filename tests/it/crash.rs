@@ -75,6 +75,20 @@ impl Drop for Server {
     }
 }
 
+/// Where the server is killed: four fixed points by default;
+/// `SYNCWARDEN_CRASH_KILLS=n` spreads `n` kills over the history instead
+/// (more for a soak run, fewer for a quick one).
+fn kill_points(runs: usize) -> Vec<usize> {
+    match std::env::var("SYNCWARDEN_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        None => vec![17, 46, 83, 101],
+        // Offset by 3 so the points do not line up with the 4-sync rhythm.
+        Some(n) => (1..=n).map(|k| (k * runs / (n + 1) + 3) % runs).collect(),
+    }
+}
+
 /// A deterministic history: an upstream and its downstream breaking
 /// together, a sync with two outages, a noisy one. Finished 2 days ago and
 /// later, one run every 10 minutes.
@@ -147,7 +161,7 @@ async fn sigkill_at_any_point_loses_no_run_and_sends_each_notice_once() {
         .expect("client");
     // Kill points spread over the history (deterministic, but not aligned
     // with anything in it).
-    let kill_at = [17usize, 46, 83, 101];
+    let kill_at = kill_points(runs.len());
     let mut server = Server::start(dir.path(), port);
     let mut acknowledged = 0usize;
     for (i, run) in runs.iter().enumerate() {

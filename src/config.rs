@@ -499,6 +499,12 @@ mod tests {
     }
 
     #[test]
+    fn the_default_listen_address_is_loopback() {
+        assert!(Config::default().listen.ip().is_loopback());
+        assert!(Config::default().check().is_ok());
+    }
+
+    #[test]
     fn a_public_bind_without_tokens_is_refused() {
         let mut c = Config {
             listen: "0.0.0.0:8686".parse().expect("addr"),

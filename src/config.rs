@@ -191,6 +191,11 @@ pub struct EmailChannel {
     /// governor quota, e.g. `30/min`, `5/s`, `100/h`.
     pub rate: Option<String>,
     pub burst: Option<u32>,
+    /// Longest wait for the SMTP server at each step (connect, greeting,
+    /// each command, the message) before the attempt counts as a transient
+    /// failure (default `30s`).
+    #[serde(with = "humantime_serde_option")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for EmailChannel {
@@ -204,6 +209,7 @@ impl Default for EmailChannel {
             include_owner: true,
             rate: None,
             burst: None,
+            timeout: None,
         }
     }
 }

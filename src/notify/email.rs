@@ -142,9 +142,10 @@ impl EmailSender {
                         "smtp_url is set but `to` is empty: add at least one recipient",
                     ));
                 }
-                Transport::Smtp(Box::new(smtp_client(url.expose(), SMTP_TIMEOUT).map_err(
-                    |m| ChannelError::config(&channel, format!("smtp_url: {m}")),
-                )?))
+                Transport::Smtp(Box::new(
+                    smtp_client(url.expose(), cfg.timeout.unwrap_or(SMTP_TIMEOUT))
+                        .map_err(|m| ChannelError::config(&channel, format!("smtp_url: {m}")))?,
+                ))
             }
             None => Transport::Files(cfg.outbox_dir.clone()),
         };

@@ -1,7 +1,8 @@
-//! Webhook and Slack receivers that are down, slow or answering errors,
-//! end to end through the outbox (the SMTP faults are in `notify_email.rs`
-//! and `src/notify/email/tests.rs`): a slow receiver is cut at the channel's
-//! `timeout` and retried, a 5xx is retried with backoff, a receiver that is
+//! Webhook, Slack and SMTP receivers that are down, slow or answering
+//! errors, end to end through the outbox (SMTP refusals and outages are in
+//! `notify_email.rs`, protocol-level SMTP faults in
+//! `src/notify/email/tests.rs`): a slow or hung receiver is cut at the
+//! channel's `timeout` and retried, a 5xx is retried with backoff, a receiver that is
 //! down gets the notice once it is back, and a 4xx is recorded as failed
 //! with its reason in `GET /v1/notifications`, without retries. Nothing is
 //! lost and nothing is delivered twice.
@@ -228,4 +229,46 @@ async fn a_slow_slack_is_cut_at_its_timeout_and_retried() {
     break_sync(&app, "slow-slack").await;
     let d = wait_delivery(&app, |d| d["status"] == "sent").await;
     assert!(d["attempts"].as_i64().unwrap_or(0) >= 2, "{d}");
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_never_answers_is_cut_at_the_timeout_and_the_mail_still_goes_once() {
+    let smtp = crate::smtp::SmtpServer::start();
+    // In front of the real server: the first connection is accepted and
+    // never greeted (a hung relay); later ones are passed through.
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let front_port = front.local_addr().expect("addr").port();
+    let upstream = format!("127.0.0.1:{}", smtp.port);
+    tokio::spawn(async move {
+        let mut hung = Vec::new();
+        while let Ok((mut client, _)) = front.accept().await {
+            if hung.is_empty() {
+                hung.push(client);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    let channels = format!(
+        "[email.ops]\nsmtp_url = \"smtp://127.0.0.1:{front_port}?tls=none\"\n\
+         to = [\"oncall@example.com\"]\ntimeout = \"300ms\"\n"
+    );
+    let app = app_for(channels, "email:ops").await;
+    let started = Instant::now();
+    break_sync(&app, "hung-smtp").await;
+    let d = wait_delivery(&app, |d| d["status"] == "sent").await;
+    assert!(d["attempts"].as_i64().unwrap_or(0) >= 2, "{d}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the hung attempt was not cut at the 300 ms timeout"
+    );
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1, "one message, not one per attempt");
 }

@@ -31,6 +31,7 @@ fn channel(smtp_url: Option<String>, outbox: &Path) -> EmailChannel {
         include_owner: true,
         rate: None,
         burst: None,
+        timeout: None,
     }
 }
 

@@ -133,6 +133,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Per-client request rate (burst the same); 0 disables the limit.
     pub requests_per_second: u32,
+    /// A request not answered within this (reading its body included) is
+    /// answered 408 (default `30s`).
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -141,6 +145,7 @@ impl Default for ApiConfig {
             tokens: Vec::new(),
             max_body_bytes: 10 * 1024 * 1024,
             requests_per_second: 200,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

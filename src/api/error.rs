@@ -22,6 +22,8 @@ pub enum ApiError {
     NotFound(String),
     MethodNotAllowed,
     PayloadTooLarge(usize),
+    /// 408: the request (its body included) took longer than allowed.
+    RequestTimeout(std::time::Duration),
     UnsupportedMediaType(String),
     TooManyRequests {
         retry_after_secs: u64,
@@ -41,6 +43,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -64,6 +67,10 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => {
                 format!("rate limit exceeded; retry after {retry_after_secs}s")
             }
+            ApiError::RequestTimeout(limit) => format!(
+                "request not completed within {}",
+                humantime::format_duration(*limit)
+            ),
             ApiError::Internal => "internal error".into(),
         }
     }

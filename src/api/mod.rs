@@ -20,14 +20,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 
@@ -107,9 +106,9 @@ pub fn router(state: AppState) -> Router {
         // The handler sees the real limit; axum's own default (2 MB) is
         // replaced so `max_body_bytes` is the only limit in force.
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
         ))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -153,6 +152,17 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         next.run(req).await
     } else {
         ApiError::Unauthorized.into_response()
+    }
+}
+
+/// The whole request, reading its body included, within
+/// `api.request_timeout`; answered 408 JSON like every other refusal (the
+/// tower-http layer answered with an empty body).
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.api.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
     }
 }
 

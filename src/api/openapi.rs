@@ -275,6 +275,10 @@ fn responses(method: &str, path: &str, bearer: bool) -> Value {
         "429",
         "rate limit exceeded; retry after the Retry-After header",
     );
+    err(
+        "408",
+        "not completed within api.request_timeout (body included)",
+    );
     Value::Object(r)
 }
 

@@ -36,6 +36,8 @@ pub struct Opts {
     pub public_url: Option<String>,
     /// `[telemetry]` settings (OTLP endpoint, `/metrics`, …).
     pub telemetry: Option<syncwarden::config::TelemetryConfig>,
+    /// `api.request_timeout`.
+    pub request_timeout: Option<std::time::Duration>,
     /// `store.busy_timeout` (fault tests keep it short).
     pub busy_timeout: Option<std::time::Duration>,
     /// Database path instead of `syncwarden.db` in the test's directory
@@ -85,6 +87,9 @@ fn config_for(dir: &Path, opts: &Opts) -> Config {
     }
     if let Some(t) = &opts.telemetry {
         c.telemetry = t.clone();
+    }
+    if let Some(d) = opts.request_timeout {
+        c.api.request_timeout = d;
     }
     if let Some(d) = opts.busy_timeout {
         c.store.busy_timeout = d;

@@ -287,3 +287,39 @@ async fn a_body_over_the_limit_is_a_413_on_every_route_that_takes_one() {
         assert!(a.raw.contains("1024"), "{path}: names the limit: {}", a.raw);
     }
 }
+
+#[tokio::test]
+async fn a_body_that_never_finishes_arriving_gets_a_json_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_with(crate::helpers::Opts {
+        request_timeout: Some(std::time::Duration::from_millis(300)),
+        ..crate::helpers::Opts::default()
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    // Promises 100 bytes, sends one, then stalls.
+    conn.write_all(
+        b"POST /v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\nConnection: close\r\n\r\n{",
+    )
+    .await
+    .expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_string(&mut answer),
+    )
+    .await
+    .expect("answered before the client gave up")
+    .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    assert!(
+        answer.contains(r#""error":"request not completed within 300ms""#),
+        "{answer}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}

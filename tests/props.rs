@@ -480,3 +480,90 @@ fn the_unmutated_seeds_decode() {
     assert!(dbt::runs_from_run_results(&mutate(DBT_RESULTS, &[]), Some("p")).is_ok());
     assert!(rules::parse_str("default.toml", RULES).is_ok());
 }
+
+/// A hostile TOML value for a rule key.
+fn hostile_toml() -> impl Strategy<Value = toml::Value> {
+    use toml::Value as T;
+    prop_oneof![
+        any::<i64>().prop_map(T::Integer),
+        Just(T::Integer(i64::MIN)),
+        Just(T::Integer(0)),
+        Just(T::Integer(-1)),
+        any::<f64>().prop_map(T::Float),
+        Just(T::Float(f64::NAN)),
+        Just(T::Float(f64::INFINITY)),
+        any::<bool>().prop_map(T::Boolean),
+        Just(T::String(String::new())),
+        Just(T::String("[".into())),
+        Just(T::String("auto".into())),
+        Just(T::String("-5m".into())),
+        Just(T::String("99999999999999999999h".into())),
+        Just(T::String("\u{0}\r\n".into())),
+        "\\PC{0,30}".prop_map(T::String),
+        Just(T::Array(vec![])),
+        Just(T::Array(vec![T::Integer(1), T::String("x".into())])),
+        Just(T::Table(toml::Table::new())),
+    ]
+}
+
+/// Every key path (tables and arrays of tables) of a TOML document.
+fn toml_paths(v: &toml::Value, prefix: &mut Vec<PathStep>, out: &mut Vec<Vec<PathStep>>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, child) in t {
+                prefix.push(PathStep::Key(k.clone()));
+                out.push(prefix.clone());
+                toml_paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                prefix.push(PathStep::Index(i));
+                out.push(prefix.clone());
+                toml_paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn toml_at<'a>(v: &'a mut toml::Value, path: &[PathStep]) -> Option<&'a mut toml::Value> {
+    let mut cur = v;
+    for step in path {
+        cur = match step {
+            PathStep::Key(k) => cur.get_mut(k.as_str())?,
+            PathStep::Index(i) => cur.get_mut(*i)?,
+        };
+    }
+    Some(cur)
+}
+
+proptest! {
+    #[test]
+    fn rule_files_with_a_value_of_the_wrong_kind_are_refused_with_reasons(
+        edits in prop::collection::vec((any::<usize>(), hostile_toml()), 1..4),
+    ) {
+        let mut doc = toml::Value::Table(RULES.parse::<toml::Table>().expect("the default rules are TOML"));
+        for (which, value) in edits {
+            let mut all = Vec::new();
+            toml_paths(&doc, &mut Vec::new(), &mut all);
+            if all.is_empty() {
+                break;
+            }
+            if let Some(slot) = toml_at(&mut doc, &all[which % all.len()]) {
+                *slot = value;
+            }
+        }
+        // A NaN or a mixed array may not serialise; the parser never sees it.
+        let Ok(text) = toml::to_string(&doc) else { return Ok(()) };
+        if let Err(problems) = rules::parse_str("mutated.toml", &text) {
+            prop_assert!(!problems.is_empty());
+            for p in &problems {
+                let p = p.to_string();
+                prop_assert!(p.contains("mutated.toml") && p.len() > "mutated.toml".len() + 5, "{p}");
+            }
+        }
+    }
+}

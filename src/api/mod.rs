@@ -46,6 +46,8 @@ pub struct AppState {
     pub vendors: Arc<Vendors>,
     /// Notification channels (for reload checks and the templates).
     pub channels: Arc<Channels>,
+    /// The latest ingest writes' outcome, reported by `/readyz`.
+    pub write_health: Arc<health::WriteHealth>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
@@ -64,6 +66,7 @@ impl AppState {
             writer,
             vendors: Arc::new(Vendors::default()),
             channels,
+            write_health: Arc::default(),
             limiter,
         }
     }

@@ -42,7 +42,9 @@ async fn ingest_inner(
     let body = body.map_err(|r| body_error(r, state.config.api.max_body_bytes))?;
     let runs = validate::parse_body(&body, Timestamp::now()).map_err(ApiError::Invalid)?;
     tracing::Span::current().record("runs", runs.len());
-    let ack = state.writer.ingest(runs).await.map_err(write_error)?;
+    let result = state.writer.ingest(runs).await;
+    state.write_health.record(&result);
+    let ack = result.map_err(write_error)?;
     Ok((StatusCode::ACCEPTED, Json(ack)))
 }
 

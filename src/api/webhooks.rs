@@ -141,7 +141,9 @@ async fn store(state: &AppState, label: &str, runs: Vec<Run>) -> Answer {
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors).into());
     }
-    let ack = state.writer.ingest(runs).await.map_err(write_error)?;
+    let result = state.writer.ingest(runs).await;
+    state.write_health.record(&result);
+    let ack = result.map_err(write_error)?;
     state.vendors.status.webhook_ok(label, ack.accepted, now);
     Ok((
         StatusCode::ACCEPTED,

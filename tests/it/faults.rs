@@ -141,6 +141,9 @@ async fn a_database_locked_by_another_process_gets_a_503_and_the_retry_succeeds(
     let (status, sync) = app.get("/v1/syncs/orders").await;
     assert_eq!(status, 200, "{sync}");
     assert_eq!(sync["sync"]["runs_total"], 1);
+    let (_, ready) = app.get("/readyz").await;
+    let writes = ready["checks"]["writes"].as_str().unwrap_or_default();
+    assert!(writes.contains("locked"), "{ready}");
     lock.release();
 
     // The same POST now succeeds, as a new run, not a duplicate.
@@ -280,8 +283,16 @@ async fn a_full_disk_gets_a_503_naming_it_and_writes_resume_when_space_returns()
         refused += 1;
     }
     assert_eq!(refused, 3);
-    // The server stays up and reads still answer.
+    // The server stays up and reads still answer; readiness says what
+    // fails but stays ready (a restart would free no space).
     assert_eq!(app.get("/healthz").await.0, 200);
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let writes = ready["checks"]["writes"].as_str().unwrap_or_default();
+    assert!(
+        writes.contains("failing since") && writes.contains("full"),
+        "{ready}"
+    );
     let (status, _) = app.get("/v1/syncs").await;
     assert_eq!(status, 200);
     assert_eq!(app.get("/v1/runs/bulk0/during-0").await.0, 404);
@@ -293,6 +304,7 @@ async fn a_full_disk_gets_a_503_naming_it_and_writes_resume_when_space_returns()
         body["accepted"], 60,
         "nothing of the refused batch was stored"
     );
+    assert_eq!(app.get("/readyz").await.1["checks"]["writes"], "ok");
     for r in during.as_array().expect("batch") {
         acknowledged.push((r["sync_id"].to_string(), r["run_id"].to_string()));
     }

@@ -240,7 +240,7 @@ fn build_env(dir: Option<&Path>) -> Environment<'static> {
     env
 }
 
-fn register_filters(env: &mut Environment<'static>) {
+pub(crate) fn register_filters(env: &mut Environment<'static>) {
     env.add_filter("when", |v: Value| -> String {
         match v.as_str().map(Timestamp::parse_rfc3339) {
             Some(Ok(t)) => format::when(t),

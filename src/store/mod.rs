@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod cursors;
 pub mod deliveries;
 pub mod notices;
+pub mod rollups;
 pub mod runs;
 pub mod silences;
 pub mod syncs;

@@ -236,6 +236,8 @@ pub async fn add_to_rollups(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
         );
         qb.build().execute(&mut **tx).await?;
     }
+    // The UI's daily rollups (store/rollups.rs) follow the hourly ones.
+    super::rollups::add_daily(tx, runs).await?;
     Ok(())
 }
 

@@ -25,3 +25,5 @@ mod webhooks;
 mod pollers;
 
 mod exec_report;
+
+mod ui;

@@ -27,3 +27,5 @@ mod pollers;
 mod exec_report;
 
 mod ui;
+
+mod ui_browser;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{Ui, UiError, sync_href};
 use crate::model::Timestamp;
 use crate::store::rollups::{self, DAY_MS};
-use crate::store::runs::{self, Totals};
+use crate::store::runs::Totals;
 use crate::store::{alerts, syncs};
 
 /// Days in the sparkline and the "7 d" columns: today and the six before.
@@ -152,7 +152,7 @@ async fn render(ui: &Ui, q: FleetQuery) -> Result<Response, UiError> {
     let first_day = today - (DAYS - 1) * DAY_MS;
     let (sync_rows, day_totals, daily, names) = tokio::try_join!(
         syncs::list(pool),
-        runs::totals_all(pool, now.plus_millis(-DAY_MS)),
+        rollups::window_all(pool, now.plus_millis(-DAY_MS)),
         rollups::daily_since(pool, Timestamp(first_day)),
         alerts::names_all(pool),
     )?;

@@ -518,3 +518,26 @@ async fn the_incidents_page_lists_firing_resolved_and_pending() {
     let (status, _, _) = page(&app, "/incidents?state=bogus").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn the_fleet_counts_24_hours_from_hourly_and_7_days_from_daily_rollups() {
+    let app = spawn_app().await;
+    let mut recent = run("s", "1", "success", &minutes_from_now(-60));
+    recent["records"] = json!({"processed": 100, "succeeded": 90, "failed": 6, "invalid": 4});
+    let mut older = run("s", "0", "failed", &minutes_from_now(-3 * 24 * 60));
+    older["records"] = json!({"processed": 50, "failed": 7});
+    let mut ancient = run("s", "-1", "failed", &minutes_from_now(-20 * 24 * 60));
+    ancient["records"] = json!({"processed": 5000, "failed": 1000});
+    let (status, body) = app
+        .post_json("/v1/runs", &json!([recent, older, ancient]))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (_, _, html) = page(&app, "/").await;
+    let cells: Vec<&str> = html
+        .split("<td class=\"num\">")
+        .skip(1)
+        .filter_map(|c| c.split('<').next())
+        .collect();
+    // Success 24 h, failed 24 h, success 7 d, failed 7 d.
+    assert_eq!(cells, ["100.0%", "10", "50.0%", "17"], "{html}");
+}

@@ -541,3 +541,44 @@ async fn the_fleet_counts_24_hours_from_hourly_and_7_days_from_daily_rollups() {
     // Success 24 h, failed 24 h, success 7 d, failed 7 d.
     assert_eq!(cells, ["100.0%", "10", "50.0%", "17"], "{html}");
 }
+
+#[tokio::test]
+async fn every_link_in_a_real_failure_email_opens_a_ui_page() {
+    let app = seeded(Opts {
+        public_url: Some("http://ui.test".into()),
+        ..Opts::default()
+    })
+    .await;
+    // The outbox worker writes the firing notice of census:42 as an .eml.
+    let outbox = app.dir.path().join("outbox");
+    let mut text = String::new();
+    for _ in 0..100 {
+        if let Ok(entries) = std::fs::read_dir(&outbox) {
+            for e in entries.flatten() {
+                let raw = std::fs::read(e.path()).unwrap_or_default();
+                if let Some(m) = mail_parser::MessageParser::default().parse(&raw)
+                    && m.subject().unwrap_or_default().contains("census:42")
+                {
+                    text = m.body_text(0).unwrap_or_default().to_string();
+                }
+            }
+        }
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!text.is_empty(), "a notice for census:42 was written");
+    let links: Vec<&str> = text
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("http://ui.test"))
+        .collect();
+    assert!(
+        links.len() >= 3,
+        "sync, run, incident and silence links: {text}"
+    );
+    for path in links {
+        let (status, _, html) = page(&app, path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+    }
+}

@@ -195,16 +195,16 @@ fn plain_error(status: StatusCode) -> Response {
 }
 
 /// Headers of every UI response. The policy allows the stylesheet from this
-/// origin and inline SVG (which is markup, not script), and nothing else:
-/// no script at all, no framing, forms only to this origin.
+/// origin and nothing else: no script at all, no images (the charts are
+/// inline SVG, which is markup), no framing, forms only to this origin.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(
@@ -256,6 +256,10 @@ async fn require_login(State(ui): State<Ui>, req: Request, next: Next) -> Respon
 }
 
 async fn login_form(State(ui): State<Ui>, headers: HeaderMap) -> Response {
+    if ui.app.config.api.tokens.is_empty() {
+        // Nothing to sign in to.
+        return Redirect::to("/").into_response();
+    }
     login_page(&ui, &headers, StatusCode::OK, None)
 }
 

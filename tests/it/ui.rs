@@ -582,3 +582,15 @@ async fn every_link_in_a_real_failure_email_opens_a_ui_page() {
         assert_eq!(status, 200, "{path}: {html}");
     }
 }
+
+#[tokio::test]
+async fn without_tokens_the_login_page_sends_you_to_the_fleet() {
+    let app = spawn_app().await;
+    let resp = no_redirects()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/");
+}

@@ -277,6 +277,9 @@ fn bench_pages(c: &mut Criterion) {
     let per_sync = runs.div_ceil(syncs);
     let pages = [
         ("fleet", "/".to_string()),
+        // The same reads with less to render: what the data costs.
+        ("fleet, 50 firing", "/?state=firing".to_string()),
+        ("fleet, no match", "/?q=no-such-sync".to_string()),
         ("sync", "/syncs/census:10000".to_string()),
         (
             "sync, older page",

@@ -3,10 +3,11 @@
 //! ratio, owner, source and destination; firing first, filterable by
 //! state, label and text.
 //!
-//! Four reads, run side by side on the reader pool: the syncs table, the
-//! 24 h hourly rollups (a covering-index range), the 7 daily rollups and
-//! the alert state names. Nothing here touches the runs table, so the page
-//! costs the same with a million runs as with ten.
+//! Three reads, run side by side on the reader pool: the syncs table, the
+//! per-sync summaries (recent hourly and daily buckets, one row a sync)
+//! and the alert state names. Nothing here touches the runs table or the
+//! hourly rollups, so the page costs the same with a million runs as with
+//! ten.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -148,12 +149,10 @@ async fn render(ui: &Ui, q: FleetQuery) -> Result<Response, UiError> {
     }
     let now = Timestamp::now();
     let pool = ui.app.store.reader();
-    let today = rollups::day_of(now);
-    let first_day = today - (DAYS - 1) * DAY_MS;
-    let (sync_rows, day_totals, daily, names) = tokio::try_join!(
+    let first_day = rollups::day_of(now) - (DAYS - 1) * DAY_MS;
+    let (sync_rows, mut summaries, names) = tokio::try_join!(
         syncs::list(pool),
-        rollups::window_all(pool, now.plus_millis(-DAY_MS)),
-        rollups::daily_since(pool, Timestamp(first_day)),
+        rollups::summaries(pool),
         alerts::names_all(pool),
     )?;
 
@@ -163,22 +162,6 @@ async fn render(ui: &Ui, q: FleetQuery) -> Result<Response, UiError> {
             .entry(sync_id)
             .or_default()
             .push(AlertName { rule, state });
-    }
-    let mut weeks: HashMap<String, (Totals, Vec<Option<f64>>)> = HashMap::new();
-    for b in daily {
-        let day = ((b.at_ms - first_day) / DAY_MS).clamp(0, DAYS - 1) as usize;
-        let (t, spark) = weeks
-            .entry(b.sync_id)
-            .or_insert_with(|| (Totals::default(), vec![None; DAYS as usize]));
-        t.runs += b.runs;
-        t.runs_success += b.runs_success;
-        t.runs_failed += b.runs_failed;
-        t.records_processed += b.processed;
-        t.records_failed += b.failed;
-        t.records_invalid += b.invalid;
-        if b.processed > 0 {
-            spark[day] = Some((b.failed + b.invalid) as f64 / b.processed as f64);
-        }
     }
     let rules = ui.app.rules.borrow().clone();
     let catalogue: HashMap<&str, &crate::evaluate::SyncEntry> =
@@ -191,15 +174,29 @@ async fn render(ui: &Ui, q: FleetQuery) -> Result<Response, UiError> {
             .unwrap_or_default()
             .to_lowercase();
     let label = q.label.as_deref().map(str::trim).unwrap_or_default();
-    let empty = Totals::default();
     let mut rows: Vec<Row> = Vec::with_capacity(sync_rows.len());
     for s in sync_rows {
         let alerts = per_sync_alerts.remove(&s.sync_id).unwrap_or_default();
         let state = worst(alerts.iter().map(|a| a.state.as_str()));
         *counts.entry(state).or_default() += 1;
-        let (week, spark) = weeks
-            .remove(&s.sync_id)
-            .unwrap_or_else(|| (Totals::default(), vec![None; DAYS as usize]));
+        let summary = summaries.remove(&s.sync_id).unwrap_or_default();
+        let days = summary.days(Timestamp(first_day), DAYS as usize);
+        let mut week = Totals::default();
+        for d in days.iter().flatten() {
+            week.runs += d.runs;
+            week.runs_success += d.runs_success;
+            week.records_processed += d.records_processed;
+            week.records_failed += d.records_failed;
+            week.records_invalid += d.records_invalid;
+        }
+        let spark: Vec<Option<f64>> = days
+            .iter()
+            .map(|d| {
+                d.as_ref().filter(|d| d.records_processed > 0).map(|d| {
+                    (d.records_failed + d.records_invalid) as f64 / d.records_processed as f64
+                })
+            })
+            .collect();
         let row = Row {
             href: sync_href(&s.sync_id),
             state,
@@ -210,7 +207,7 @@ async fn render(ui: &Ui, q: FleetQuery) -> Result<Response, UiError> {
                 .get(s.sync_id.as_str())
                 .and_then(|c| c.owner.clone()),
             destination: s.labels.get("destination").cloned(),
-            day: day_totals.get(&s.sync_id).unwrap_or(&empty).into(),
+            day: (&summary.since_hour(now.plus_millis(-DAY_MS))).into(),
             week: (&week).into(),
             spark,
             source: s.source,

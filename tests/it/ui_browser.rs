@@ -261,6 +261,21 @@ impl Browser {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// Waits (up to 10 s) for the page to reach a URL containing `part`: a
+    /// click that submits a form or follows a link returns before the
+    /// navigation it starts has finished.
+    async fn wait_for_url(&self, part: &str) -> String {
+        let mut url = String::new();
+        for _ in 0..100 {
+            url = self.current_url().await;
+            if url.contains(part) {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the browser did not reach {part:?}; it is on {url}");
+    }
+
     async fn source(&self) -> String {
         let v = self.call(reqwest::Method::GET, "/source", None).await;
         v.as_str().unwrap_or_default().to_string()
@@ -302,10 +317,7 @@ async fn in_a_browser_the_fleet_leads_to_a_failed_run_and_a_silence_can_be_creat
             .await;
         let sync_id = browser.text_of(&link).await;
         browser.click(&link).await;
-        assert!(
-            browser.current_url().await.contains("/syncs/"),
-            "on the sync page"
-        );
+        browser.wait_for_url("/syncs/").await;
         assert!(
             browser
                 .source()
@@ -325,10 +337,7 @@ async fn in_a_browser_the_fleet_leads_to_a_failed_run_and_a_silence_can_be_creat
         };
         let run_id = browser.text_of(&run).await;
         browser.click(&run).await;
-        assert!(
-            browser.current_url().await.contains("/runs/"),
-            "on the run page"
-        );
+        browser.wait_for_url("/runs/").await;
         let source = browser.source().await;
         assert!(source.contains(&run_id), "the run page names the run");
         assert!(source.contains("Processed"));
@@ -348,9 +357,18 @@ async fn in_a_browser_the_fleet_leads_to_a_failed_run_and_a_silence_can_be_creat
             .await;
         let submit = browser.find("#s-submit").await;
         browser.click(&submit).await;
+        // After the POST and its redirect the browser is on the plain list
+        // (the form page had `?sync=`).
+        browser.wait_for_url("/silences").await;
+        for _ in 0..100 {
+            if browser.current_url().await.ends_with("/silences") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(
             browser.current_url().await.ends_with("/silences"),
-            "redirected back"
+            "redirected back to the list"
         );
         let listed = browser.source().await;
         assert!(

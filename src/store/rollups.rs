@@ -171,12 +171,15 @@ fn counters(r: &Run) -> [i64; COUNTERS] {
     ]
 }
 
+/// What one run adds: its hour, its day and its counters.
+type Delta = (i64, i64, [i64; COUNTERS]);
+
 /// Adds finished runs to their syncs' summaries: one read of the touched
 /// summaries and one multi-row upsert per batch. Called from
 /// [`super::runs::add_to_rollups`], so every path that keeps the hourly
 /// rollups current keeps these current too, in the same transaction.
 pub async fn add_to_summaries(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
-    let mut deltas: BTreeMap<&str, Vec<(i64, i64, [i64; COUNTERS])>> = BTreeMap::new();
+    let mut deltas: BTreeMap<&str, Vec<Delta>> = BTreeMap::new();
     for r in runs {
         let Some(fin) = r.finished_at else { continue };
         deltas.entry(r.sync_id.as_str()).or_default().push((

@@ -136,15 +136,23 @@ struct IncidentView {
 struct Neighbour {
     sync_id: String,
     href: String,
+    /// Its state: a firing upstream is why this sync's notices are held.
+    state: &'static str,
 }
 
-fn neighbours(ids: &[String]) -> Vec<Neighbour> {
-    ids.iter()
-        .map(|id| Neighbour {
+/// The catalogue's neighbours of a sync with their states (a handful of
+/// primary-key reads).
+async fn neighbours(pool: &sqlx::SqlitePool, ids: &[String]) -> Result<Vec<Neighbour>, UiError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let rows = alerts::for_sync(pool, id).await?;
+        out.push(Neighbour {
             href: sync_href(id),
+            state: super::fleet::worst(rows.iter().map(|a| a.state_name.as_str())),
             sync_id: id.clone(),
-        })
-        .collect()
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) async fn page(
@@ -236,8 +244,8 @@ async fn render(ui: &Ui, sync_id: &str, q: SyncQuery) -> Result<Response, UiErro
     let runs: Vec<RunRow> = page.iter().map(RunRow::from).collect();
     let rules = ui.app.rules.borrow().clone();
     let owner = rules.sync(sync_id).and_then(|s| s.owner.clone());
-    let upstream = neighbours(rules.upstream_of(sync_id));
-    let downstream = neighbours(rules.downstream_of(sync_id));
+    let upstream = neighbours(pool, rules.upstream_of(sync_id)).await?;
+    let downstream = neighbours(pool, rules.downstream_of(sync_id)).await?;
     let day = super::fleet_window(&day);
     let week = super::fleet_window(&week);
     Ok(ui.render(

@@ -146,6 +146,11 @@ async fn the_sync_page_shows_runs_alerts_incidents_and_neighbours() {
 
     let (_, _, up) = page(&app, "/syncs/dbt:marts%2Fcore").await;
     assert!(up.contains("/syncs/census:42"), "its downstream");
+    let downstream = up.split("<h2>Downstream</h2>").nth(1).unwrap_or_default();
+    assert!(
+        downstream.contains("badge s-firing"),
+        "with its state: {downstream}"
+    );
 }
 
 #[tokio::test]

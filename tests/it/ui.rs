@@ -599,3 +599,27 @@ async fn without_tokens_the_login_page_sends_you_to_the_fleet() {
     assert_eq!(resp.status().as_u16(), 303);
     assert_eq!(resp.headers()["location"], "/");
 }
+
+#[tokio::test]
+async fn a_hostile_run_id_is_escaped_in_text_and_encoded_in_links() {
+    let app = spawn_app().await;
+    let id = "<script>x</script>\"'&?#%";
+    let (status, body) = app
+        .post_json(
+            "/v1/runs",
+            &json!(run("s", id, "failed", &minutes_from_now(-5))),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (_, _, html) = page(&app, "/syncs/s").await;
+    assert_no_raw_script(&html);
+    let href = "/runs/s/%3Cscript%3Ex%3C%2Fscript%3E%22%27%26%3F%23%25";
+    assert!(html.contains(&format!("href=\"{href}\"")), "{html}");
+    let (status, _, run_page) = page(&app, href).await;
+    assert_eq!(status, 200);
+    assert_no_raw_script(&run_page);
+    assert!(
+        run_page.contains("&lt;script&gt;x&lt;&#x2f;script&gt;"),
+        "{run_page}"
+    );
+}

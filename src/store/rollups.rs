@@ -363,6 +363,34 @@ mod tests {
         assert_eq!(days[1].as_ref().map(|t| t.runs), Some(6), "today so far");
     }
 
+    #[tokio::test]
+    async fn a_database_with_hourly_rollups_but_no_summaries_gets_them_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("old.db").display().to_string();
+        let hour = hour_of(Timestamp::now());
+        {
+            let store = super::super::Store::open(&db).await.expect("open");
+            // What a database from before the summaries holds.
+            sqlx::query(
+                "INSERT INTO sync_hourly (sync_id, hour_ms, runs, runs_success, processed, \
+                 succeeded, failed) VALUES ('a', ?, 3, 2, 300, 290, 10)",
+            )
+            .bind(hour)
+            .execute(store.writer())
+            .await
+            .expect("insert");
+            store.close().await;
+        }
+        let store = super::super::Store::open(&db).await.expect("reopen");
+        let all = summaries(store.reader()).await.expect("read");
+        let t = all
+            .get("a")
+            .expect("a summary for a")
+            .since_hour(Timestamp(hour));
+        assert_eq!((t.runs, t.runs_success, t.records_failed), (3, 2, 10));
+        store.close().await;
+    }
+
     #[test]
     fn a_late_run_older_than_the_ring_does_not_overwrite_newer_buckets() {
         let mut s = Summary::default();

@@ -13,7 +13,7 @@
 //! 5. [`telemetry`] wires `tracing` and OpenTelemetry.
 //!
 //! Around them: [`config`] (one typed configuration), [`api`] (the HTTP
-//! surface), [`app`] (builds and runs the sidecar, owns every task) and
+//! surface), [`ui`] (the status pages, server-rendered HTML), [`app`] (builds and runs the sidecar, owns every task) and
 //! [`cli`] (the command line, with [`client`] for `report` and `exec`).
 
 pub mod model;
@@ -31,6 +31,8 @@ pub mod telemetry;
 pub mod config;
 
 pub mod api;
+
+pub mod ui;
 
 pub mod app;
 

@@ -5,12 +5,12 @@
 //! body size limits, a request timeout, and JSON answers for every error —
 //! unknown routes, wrong methods and panics included.
 
-mod alerts;
+pub(crate) mod alerts;
 mod error;
 mod health;
 pub mod openapi;
 mod runs;
-mod syncs;
+pub(crate) mod syncs;
 mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +33,7 @@ pub use error::ApiError;
 use crate::app::pollers::Vendors;
 use crate::app::writer::WriterHandle;
 use crate::config::Config;
+use crate::evaluate::RuleSet;
 use crate::notify::Channels;
 use crate::store::Store;
 
@@ -48,6 +49,9 @@ pub struct AppState {
     pub channels: Arc<Channels>,
     /// The latest ingest writes' outcome, reported by `/readyz`.
     pub write_health: Arc<health::WriteHealth>,
+    /// The rules in force (the `[[sync]]` catalogue: owners, upstreams),
+    /// published by the writer on every reload.
+    pub rules: tokio::sync::watch::Receiver<Arc<RuleSet>>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
@@ -67,8 +71,14 @@ impl AppState {
             vendors: Arc::new(Vendors::default()),
             channels,
             write_health: Arc::default(),
+            rules: tokio::sync::watch::channel(Arc::new(RuleSet::default())).1,
             limiter,
         }
+    }
+
+    pub fn with_rules(mut self, rules: tokio::sync::watch::Receiver<Arc<RuleSet>>) -> Self {
+        self.rules = rules;
+        self
     }
 
     pub fn with_vendors(mut self, vendors: Arc<Vendors>) -> Self {
@@ -103,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        // The status UI (HTML), with its own auth, CSRF and error pages.
+        .merge(crate::ui::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
@@ -138,20 +150,10 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     if tokens.is_empty() {
         return next.run(req).await;
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented else {
+    let Some(presented) = bearer(req.headers()) else {
         return ApiError::Unauthorized.into_response();
     };
-    let mut ok = subtle::Choice::from(0u8);
-    for t in tokens {
-        ok |= t.expose().as_bytes().ct_eq(presented.as_bytes());
-    }
-    if bool::from(ok) {
+    if token_matches(&state.config, presented) {
         next.run(req).await
     } else {
         ApiError::Unauthorized.into_response()
@@ -167,6 +169,24 @@ async fn request_timeout(State(state): State<AppState>, req: Request, next: Next
         Ok(resp) => resp,
         Err(_) => ApiError::RequestTimeout(limit).into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Whether `presented` is one of the configured tokens, in constant time.
+pub(crate) fn token_matches(config: &Config, presented: &str) -> bool {
+    let mut ok = subtle::Choice::from(0u8);
+    for t in &config.api.tokens {
+        ok |= t.expose().as_bytes().ct_eq(presented.as_bytes());
+    }
+    bool::from(ok)
 }
 
 /// Per-client rate limit, keyed by the peer address.

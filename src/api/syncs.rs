@@ -139,7 +139,14 @@ pub struct RunsPage {
 
 const NO_FINISH: i64 = i64::MAX;
 
-fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
+/// The cursor of the page after the one ending with `r`: its finish time
+/// (running runs, which have none, sort first) and its row id.
+pub(crate) fn cursor_after(r: &StoredRun) -> String {
+    let fin = r.run.finished_at.map(|t| t.0).unwrap_or(NO_FINISH);
+    format!("{fin}.{}", r.pk)
+}
+
+pub(crate) fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
     let bad = || ApiError::BadRequest(format!("before {c:?} is not a cursor from `next`"));
     let (a, b) = c.split_once('.').ok_or_else(bad)?;
     Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
@@ -160,10 +167,7 @@ pub async fn runs(
     }
     let page = runs::list_for_sync(pool, &sync_id, before, limit).await?;
     let next = if page.len() as i64 == limit {
-        page.last().map(|r| {
-            let fin = r.run.finished_at.map(|t| t.0).unwrap_or(NO_FINISH);
-            format!("{fin}.{}", r.pk)
-        })
+        page.last().map(cursor_after)
     } else {
         None
     };

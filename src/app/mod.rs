@@ -111,13 +111,15 @@ impl App {
             retry: config.delivery.clone(),
         };
         let outbox_signal = writer.outbox_signal();
+        let rules_rx = writer.rules();
         let (handle, writer_join) = writer.spawn();
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let state =
-            AppState::new(Arc::new(config), store.clone(), handle, channels).with_vendors(vendors);
+        let state = AppState::new(Arc::new(config), store.clone(), handle, channels)
+            .with_vendors(vendors)
+            .with_rules(rules_rx);
         Ok(App {
             listener,
             addr,

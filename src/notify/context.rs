@@ -235,10 +235,10 @@ impl NoticeContext {
             run_error: Some("Too many records rejected by Salesforce (412 of 1200)".to_owned()),
             totals: None,
             links: Links {
-                sync: format!("{base}/v1/syncs/{sync}"),
-                run: Some(format!("{base}/v1/runs/{sync}/1042")),
-                incident: format!("{base}/v1/incidents?incident_id={incident}"),
-                silence: format!("{base}/v1/silences?sync={sync}"),
+                sync: format!("{base}/syncs/{sync}"),
+                run: Some(format!("{base}/runs/{sync}/1042")),
+                incident: format!("{base}/incidents?sync_id={sync}"),
+                silence: format!("{base}/silences?sync={sync}"),
                 runner: Some(runner("1042")),
             },
             silence_hint: format!(
@@ -297,10 +297,10 @@ impl NoticeContext {
             run_error: None,
             totals: None,
             links: Links {
-                sync: "http://localhost:8686/v1/syncs/nightly_export".to_owned(),
+                sync: "http://localhost:8686/syncs/nightly_export".to_owned(),
                 run: None,
-                incident: "http://localhost:8686/v1/incidents".to_owned(),
-                silence: "http://localhost:8686/v1/silences".to_owned(),
+                incident: "http://localhost:8686/incidents?sync_id=nightly_export".to_owned(),
+                silence: "http://localhost:8686/silences?sync=nightly_export".to_owned(),
                 runner: None,
             },
             silence_hint: "syncwarden silence add --sync 'nightly_export' --duration 2h \

@@ -240,7 +240,7 @@ fn build_env(dir: Option<&Path>) -> Environment<'static> {
     env
 }
 
-fn register_filters(env: &mut Environment<'static>) {
+pub(crate) fn register_filters(env: &mut Environment<'static>) {
     env.add_filter("when", |v: Value| -> String {
         match v.as_str().map(Timestamp::parse_rfc3339) {
             Some(Ok(t)) => format::when(t),
@@ -571,20 +571,20 @@ mod tests {
         let r = builtin_templates().render(&ctx).expect("renders");
         for part in [&r.text, &r.html] {
             for needle in [
-                "orders_to_salesforce",          // the sync
-                "sync-broken",                   // the rule
-                "2 bad runs in a row",           // the condition with values
-                "2026-03-02 10:00 UTC",          // since when
-                "1,200",                         // processed
-                "788",                           // succeeded
-                "398",                           // failed
-                "Too many records rejected",     // run-level error
-                "INVALID_EMAIL_ADDRESS",         // error class
-                "512",                           // its count
-                "0035e00000AbCdE",               // an example record id
-                "hubspot_contacts",              // downstream
-                "http://localhost:8686/v1/runs", // link to the run
-                "http://localhost:8686/v1/syncs/orders_to_salesforce",
+                "orders_to_salesforce",        // the sync
+                "sync-broken",                 // the rule
+                "2 bad runs in a row",         // the condition with values
+                "2026-03-02 10:00 UTC",        // since when
+                "1,200",                       // processed
+                "788",                         // succeeded
+                "398",                         // failed
+                "Too many records rejected",   // run-level error
+                "INVALID_EMAIL_ADDRESS",       // error class
+                "512",                         // its count
+                "0035e00000AbCdE",             // an example record id
+                "hubspot_contacts",            // downstream
+                "http://localhost:8686/runs/", // link to the run
+                "http://localhost:8686/syncs/orders_to_salesforce",
                 "https://app.getcensus.com/syncs/4812/sync-history/1042",
                 "syncwarden silence add --sync",
             ] {

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod cursors;
 pub mod deliveries;
 pub mod notices;
+pub mod rollups;
 pub mod runs;
 pub mod silences;
 pub mod syncs;
@@ -150,6 +151,10 @@ impl Store {
             .connect_with(opts.clone())
             .await?;
         MIGRATOR.run(&write).await?;
+        // Databases from before the UI's summaries get them once.
+        let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+        rollups::backfill_summaries(&mut tx).await?;
+        tx.commit().await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))

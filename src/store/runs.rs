@@ -236,6 +236,9 @@ pub async fn add_to_rollups(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
         );
         qb.build().execute(&mut **tx).await?;
     }
+    // The UI's per-sync summaries (store/rollups.rs) follow the hourly
+    // rollups.
+    super::rollups::add_to_summaries(tx, runs).await?;
     Ok(())
 }
 

@@ -36,3 +36,6 @@ mod notify_faults;
 mod secrets;
 
 mod tidy_sql;
+mod ui;
+
+mod ui_browser;

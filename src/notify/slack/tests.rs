@@ -111,10 +111,10 @@ fn the_firing_payload_is_block_kit_as_snapshotted() {
     assert_eq!(
         urls,
         [
-            "http://localhost:8686/v1/runs/orders_to_salesforce/1042",
+            "http://localhost:8686/runs/orders_to_salesforce/1042",
             "https://app.getcensus.com/syncs/4812/sync-history/1042",
-            "http://localhost:8686/v1/syncs/orders_to_salesforce",
-            "http://localhost:8686/v1/incidents?incident_id=9f1c2a7b3d4e5f60",
+            "http://localhost:8686/syncs/orders_to_salesforce",
+            "http://localhost:8686/incidents?sync_id=orders_to_salesforce",
         ]
     );
 }

@@ -230,6 +230,7 @@ async fn seed_runs(db: &Path, gen_: &RunGen) {
             qb.push_values(&ns, |mut q, &n| {
                 // Before the seeded failing runs: history, already evaluated.
                 let fin = gen_.base_ms - 1_000_000_000 + n as i64;
+                // 1 ms apart: per sync a run every 10 s, 11 days back.
                 q.push_bind(gen_.sync_id(n))
                     .push_bind(format!("hist-{n}"))
                     .push_bind("success")

@@ -83,14 +83,14 @@ fn main() {
     // 3. wrk shapes.
     let wrk = which("wrk");
     if wrk {
-        let script = lua_script(dir.path(), "single", &gen_);
+        let script = lua_script(dir.path(), "single");
         if let Some(w) = run_wrk(2, SINGLE_CONNECTIONS, &script, &server.url("/v1/runs")) {
             report.line(format!(
                 "single (wrk -t2 -c{SINGLE_CONNECTIONS}): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, non-2xx {}",
                 w.req_s, w.p50_ms, w.p99_ms, w.non_2xx
             ));
         }
-        let script = lua_script(dir.path(), "runs", &gen_);
+        let script = lua_script(dir.path(), "runs");
         if let Some(w) = run_wrk(2, 8, &script, &server.url("/v1/runs")) {
             report.line(format!(
                 "batched (wrk -t2 -c8, {BATCH}-run batches): {:.0} runs/s, batch p50 {:.2} ms, p99 {:.2} ms, non-2xx {}",
@@ -287,14 +287,19 @@ async fn count_runs(db: &Path) -> i64 {
 /// A wrk script posting `kind` bodies: `single` (one run), `runs` (100-run
 /// batches) or `alerts` (100-alert batches for Alertmanager). Run ids are
 /// unique per thread and request; `finished_at` increases.
-fn lua_script(dir: &Path, kind: &str, gen_: &RunGen) -> std::path::PathBuf {
+fn lua_script(dir: &Path, kind: &str) -> std::path::PathBuf {
     let path = dir.join(format!("{kind}.lua"));
     let per = if kind == "single" { 1 } else { BATCH };
     // wrk's threads are separate Lua states: `setup` gives each an id.
-    // A day after the reqwest phases' runs; the batched wrk phase after the
-    // single one, so no phase's runs are late or copies of another's.
-    let offset = if kind == "runs" { 6 * 3600 } else { 0 };
-    let base_s = gen_.base_ms / 1000 + 86_400 + offset;
+    // After the reqwest phases' runs (which end well before now), the
+    // batched wrk phase after the single one, each a run per ms per thread:
+    // in order, recent, and in the past for any plausible rate.
+    let now_s = syncwarden::model::Timestamp::now().0 / 1000;
+    let base_s = if kind == "runs" {
+        now_s - 200
+    } else {
+        now_s - 270
+    };
     let script = format!(
         r#"
 local threads = 0
@@ -317,7 +322,7 @@ local function run(n)
   for e = 0, {errors} do
     errs[#errs + 1] = string.format('{{"record_id":"%s-%d","code":"INVALID_EMAIL","message":"invalid email address: user%sx%d@example","field":"email"}}', id, e, id, e)
   end
-  local ms = n * 2 + tid
+  local ms = n + tid
   local err = ""
   if failed then err = '"error":{{"code":"DEST_TIMEOUT","message":"destination timed out after 30s"}},' end
   return string.format('{{"sync_id":"%s","run_id":"wrk-{kind}-%s","status":"%s","finished_at":"%s","started_at":"%s","records":{{"processed":1000,"succeeded":995,"failed":5,"invalid":0}},%s"record_errors":[%s],"source":"census","labels":{{"team":"growth"}}}}',
@@ -436,7 +441,7 @@ fn alertmanager(dir: &Path) -> Option<(f64, f64)> {
     };
     let result = if ready {
         std::thread::sleep(Duration::from_millis(300));
-        let script = lua_script(dir, "alerts", &RunGen::new(SYNCS));
+        let script = lua_script(dir, "alerts");
         run_wrk(
             2,
             8,
@@ -473,7 +478,7 @@ async fn bound(dir: &Path, gen_: &RunGen) -> f64 {
         );
         qb.push_values(&ns, |mut q, &n| {
             let failed = RunGen::failed(n);
-            let fin = gen_.base_ms + n as i64;
+            let fin = gen_.finished_ms(n);
             q.push_bind(gen_.sync_id(n))
                 .push_bind(format!("run-{n}"))
                 .push_bind(if failed { "failed" } else { "success" })
@@ -526,7 +531,7 @@ async fn bound(dir: &Path, gen_: &RunGen) -> f64 {
         );
         qb.push_values(&ns, |mut q, &n| {
             let failed = RunGen::failed(n) as i64;
-            let hour = (gen_.base_ms + n as i64).div_euclid(3_600_000) * 3_600_000;
+            let hour = gen_.finished_ms(n).div_euclid(3_600_000) * 3_600_000;
             q.push_bind(gen_.sync_id(n))
                 .push_bind(hour)
                 .push_bind(1_i64)

@@ -248,8 +248,8 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The generated runs: `n` → one run of one of `syncs` syncs, finished
-/// `n` ms after `base_ms` (so per sync they arrive in order), 5 record
-/// errors each, one in fifty failed.
+/// `n / 4` ms after `base_ms` (so per sync they arrive in order, and stay
+/// in the recent past), 5 record errors each, one in fifty failed.
 pub struct RunGen {
     pub base_ms: i64,
     pub syncs: u64,
@@ -259,16 +259,20 @@ pub const ERRORS_PER_RUN: usize = 5;
 
 impl RunGen {
     pub fn new(syncs: u64) -> Self {
-        // Far enough in the past that a bench of any length stays there.
+        // Recent (no sync looks stale), and 2.4 M runs stay in the past.
         let now = syncwarden::model::Timestamp::now().0;
         RunGen {
-            base_ms: now - 2 * 86_400_000,
+            base_ms: now - 10 * 60_000,
             syncs,
         }
     }
 
     pub fn sync_id(&self, n: u64) -> String {
         format!("warehouse_to_crm_{:04}", n % self.syncs)
+    }
+
+    pub fn finished_ms(&self, n: u64) -> i64 {
+        self.base_ms + (n / 4) as i64
     }
 
     pub fn failed(n: u64) -> bool {
@@ -278,8 +282,8 @@ impl RunGen {
     /// One run as canonical JSON (SPEC §1).
     pub fn push_json(&self, n: u64, out: &mut String) {
         use std::fmt::Write as _;
-        let fin = syncwarden::model::Timestamp(self.base_ms + n as i64);
-        let start = syncwarden::model::Timestamp(self.base_ms + n as i64 - 60_000);
+        let fin = syncwarden::model::Timestamp(self.finished_ms(n));
+        let start = syncwarden::model::Timestamp(self.finished_ms(n) - 60_000);
         let failed = Self::failed(n);
         let _ = write!(
             out,

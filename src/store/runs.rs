@@ -40,11 +40,32 @@ impl Evaluation {
     }
 }
 
+/// The columns ingest derives from a run: its error classes and labels as
+/// stored JSON. Computed before a run reaches the writer (on the request's
+/// own task), so the one writer spends its time in SQLite.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub classes_json: String,
+    pub labels_json: String,
+}
+
+impl Derived {
+    pub fn of(run: &Run) -> Result<Derived> {
+        let classes = crate::ingest::classes::classify(&run.record_errors);
+        Ok(Derived {
+            classes_json: serde_json::to_string(&classes)
+                .map_err(|e| corrupt("runs.error_classes (encoding)", e))?,
+            labels_json: serde_json::to_string(&run.labels)
+                .map_err(|e| corrupt("runs.labels (encoding)", e))?,
+        })
+    }
+}
+
 /// A run about to be written, with what ingest derived from it.
 pub struct NewRun<'a> {
     pub run: &'a Run,
     pub evaluation: Evaluation,
-    pub classes: Vec<ErrorClass>,
+    pub derived: &'a Derived,
     pub received: Timestamp,
 }
 
@@ -97,17 +118,8 @@ pub async fn insert(tx: &mut WriteTx, runs: &[NewRun<'_>], cap: usize) -> Result
              succeeded, failed, invalid, error_code, error_message, url, source, labels, \
              record_errors_total, record_errors_stored, error_classes, received_ms, evaluation) ",
         );
-        let mut encode_err = None;
         qb.push_values(chunk, |mut b, n| {
             let r = n.run;
-            let labels = serde_json::to_string(&r.labels).unwrap_or_else(|e| {
-                encode_err = Some(e.to_string());
-                "{}".into()
-            });
-            let classes = serde_json::to_string(&n.classes).unwrap_or_else(|e| {
-                encode_err = Some(e.to_string());
-                "[]".into()
-            });
             b.push_bind(r.sync_id.as_str())
                 .push_bind(r.run_id.as_str())
                 .push_bind(r.status.as_str())
@@ -121,16 +133,13 @@ pub async fn insert(tx: &mut WriteTx, runs: &[NewRun<'_>], cap: usize) -> Result
                 .push_bind(r.error.as_ref().map(|e| e.message.as_str()))
                 .push_bind(r.url.as_deref())
                 .push_bind(r.source.as_deref())
-                .push_bind(labels)
+                .push_bind(n.derived.labels_json.as_str())
                 .push_bind(r.record_errors.len() as i64)
                 .push_bind(r.record_errors.len().min(cap) as i64)
-                .push_bind(classes)
+                .push_bind(n.derived.classes_json.as_str())
                 .push_bind(n.received.0)
                 .push_bind(n.evaluation.as_str());
         });
-        if let Some(e) = encode_err {
-            return Err(corrupt("runs (encoding)", e));
-        }
         qb.push(" RETURNING id, sync_id, run_id");
         let rows: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
         // RETURNING order is unspecified in SQLite: map by key.

@@ -111,7 +111,7 @@ fn main() {
         }
     });
     let posted = seeded.elapsed();
-    let (firing, pending) = rt.block_on(wait_outbox(&db, Duration::from_secs(120)));
+    let (firing, pending) = rt.block_on(wait_outbox(&db, Duration::from_secs(30)));
     report.line(format!(
         "seeded {SYNCS} syncs in {:.2} s; {firing} firing alerts; outbox drained in {:.2} s ({pending} deliveries left)",
         posted.as_secs_f64(),
@@ -124,15 +124,21 @@ fn main() {
         live.0, live.1
     ));
     server.stop();
-    let server = support::spawn(&config, port);
-    support::wait_ready(&server);
-    std::thread::sleep(Duration::from_secs(1));
-    let restarted = support::rss_mib(server.pid());
+    // Restarts on that database: start-up with the alert states and no
+    // history yet, and the RSS of a process that loaded them.
+    let mut alert_starts = Vec::new();
+    let mut restarted = (0.0, 0.0);
+    for _ in 0..STARTS {
+        let server = support::spawn(&config, port);
+        alert_starts.push(support::wait_ready(&server).as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_secs(1));
+        restarted = support::rss_mib(server.pid());
+        server.stop();
+    }
     report.line(format!(
         "RSS with {SYNCS} syncs and {firing} firing alerts (restarted on that database): {:.1} MiB (peak {:.1} MiB) (target ≤ 80 MB)",
         restarted.0, restarted.1
     ));
-    server.stop();
 
     // 1,000,000 stored runs beside those alerts.
     let t = Instant::now();
@@ -155,12 +161,14 @@ fn main() {
         v[v.len() / 2]
     };
     let empty = median(&mut empty_starts);
+    let alerts = median(&mut alert_starts);
     let full = median(&mut full_starts);
     report.line(format!(
         "start-up to /readyz 200, median of {STARTS}: empty database {empty:.1} ms; \
-         {STORED_RUNS} runs + {SYNCS} syncs + {firing} alert states {full:.1} ms \
-         (difference {:.1} ms; all: {:?}) (target ≤ 200 ms)",
-        full - empty,
+         {SYNCS} syncs + {firing} alert states {alerts:.1} ms; \
+         the same + {STORED_RUNS} runs {full:.1} ms \
+         (history adds {:.1} ms; all: {:?}) (target ≤ 200 ms)",
+        full - alerts,
         full_starts
             .iter()
             .map(|v| (v * 10.0).round() / 10.0)

@@ -120,11 +120,19 @@ impl Store {
         // the COMMIT that crosses 1,000 WAL pages, copying pages and fsyncing
         // the database while every request of that group commit waits.
         // A checkpointer connection of its own does it beside the writer.
+        // The writer's statement journals (a multi-row INSERT that may need
+        // undoing on a constraint error keeps the pages it changed) stay in
+        // memory: on disk they are a temp file written and read per
+        // statement, a fifth of the raw insert cost measured here.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(
+                opts.clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("temp_store", "memory"),
+            )
             .await?;
         MIGRATOR.run(&write).await?;
         let checkpointer = SqlitePoolOptions::new()

@@ -21,12 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::evaluate::{Engine, Notice, NoticeKind, RuleSet, Silence};
-use crate::ingest::classes;
 use crate::model::{Run, RunStatus, Timestamp};
 use crate::store::alerts::AlertRow;
 use crate::store::deliveries::NewDelivery;
 use crate::store::notices::{IncidentRow, NoticeRow};
-use crate::store::runs::{Evaluation, NewRun};
+use crate::store::runs::{Derived, Evaluation, NewRun};
 use crate::store::silences::SilenceRow;
 use crate::store::syncs::SyncUpdate;
 use crate::store::{self, Store, StoreError, WriteTx};
@@ -48,9 +47,16 @@ pub enum WriteError {
 
 type IngestReply = oneshot::Sender<Result<IngestAck, WriteError>>;
 
+/// One ingest request: its runs, and what was derived from each of them
+/// (same order) before it reached the writer.
+struct Request {
+    runs: Vec<Run>,
+    derived: Vec<Derived>,
+}
+
 enum Command {
     Ingest {
-        runs: Vec<Run>,
+        request: Request,
         reply: IngestReply,
         /// The caller's span (`ingest`): parent of the `store` span.
         span: tracing::Span,
@@ -129,9 +135,14 @@ impl WriterHandle {
     }
 
     /// Stores and evaluates validated runs; returns once they are durable.
+    ///
+    /// Error classes and JSON columns are computed here, on the caller's
+    /// task, so concurrent requests do that work in parallel, not in turn
+    /// on the writer.
     pub async fn ingest(&self, runs: Vec<Run>) -> Result<IngestAck, WriteError> {
+        let derived = runs.iter().map(Derived::of).collect::<Result<_, _>>()?;
         self.call(|reply| Command::Ingest {
-            runs,
+            request: Request { runs, derived },
             reply,
             span: tracing::Span::current(),
         })
@@ -260,18 +271,26 @@ impl Writer {
             };
             let Some(cmd) = cmd else { break };
             match cmd {
-                Command::Ingest { runs, reply, span } => {
+                Command::Ingest {
+                    request,
+                    reply,
+                    span,
+                } => {
                     let store_span = tracing::info_span!(parent: &span, "store");
-                    let mut group = vec![(runs, reply)];
-                    let mut size: usize = group[0].0.len();
+                    let mut size: usize = request.runs.len();
+                    let mut group = vec![(request, reply)];
                     let mut deferred = None;
                     // Group commit: take whatever else is already waiting.
                     while size < self.config.max_batch_runs {
                         match rx.try_recv() {
-                            Ok(Command::Ingest { runs, reply, span }) => {
+                            Ok(Command::Ingest {
+                                request,
+                                reply,
+                                span,
+                            }) => {
                                 store_span.follows_from(&span);
-                                size += runs.len();
-                                group.push((runs, reply));
+                                size += request.runs.len();
+                                group.push((request, reply));
                             }
                             Ok(other) => {
                                 deferred = Some(other);
@@ -309,9 +328,13 @@ impl Writer {
 
     async fn other(&mut self, cmd: Command) {
         match cmd {
-            Command::Ingest { runs, reply, span } => {
+            Command::Ingest {
+                request,
+                reply,
+                span,
+            } => {
                 let store_span = tracing::info_span!(parent: &span, "store");
-                self.ingest_group(vec![(runs, reply)])
+                self.ingest_group(vec![(request, reply)])
                     .instrument(store_span)
                     .await
             }
@@ -366,7 +389,7 @@ impl Writer {
         }
     }
 
-    async fn ingest_group(&mut self, group: Vec<(Vec<Run>, IngestReply)>) {
+    async fn ingest_group(&mut self, group: Vec<(Request, IngestReply)>) {
         let mut staged_last = HashMap::new();
         let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let result = self.ingest_tx(&requests, &mut staged_last).await;
@@ -378,7 +401,7 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, runs = requests.iter().map(Vec::len).sum::<usize>(), "ingest batch not stored");
+                tracing::warn!(error = %e, runs = requests.iter().map(|r| r.runs.len()).sum::<usize>(), "ingest batch not stored");
                 let transient = e.unavailable();
                 let msg = e.to_string();
                 for reply in replies {
@@ -396,7 +419,7 @@ impl Writer {
 
     async fn ingest_tx(
         &mut self,
-        requests: &[Vec<Run>],
+        requests: &[Request],
         staged_last: &mut HashMap<String, Timestamp>,
     ) -> Result<(Vec<IngestAck>, IncidentChanges), StoreError> {
         let now = (self.clock)();
@@ -405,20 +428,20 @@ impl Writer {
 
         let keys: Vec<(&str, &str)> = requests
             .iter()
-            .flatten()
+            .flat_map(|r| &r.runs)
             .map(|r| (r.sync_id.as_str(), r.run_id.as_str()))
             .collect();
         let stored = store::runs::existing(&mut tx, &keys).await?;
 
         // Decide, in arrival order, which copy of each run is kept.
         let mut acks = vec![IngestAck::default(); requests.len()];
-        let mut chosen: HashMap<(&str, &str), &Run> = HashMap::new();
+        let mut chosen: HashMap<(&str, &str), (&Run, &Derived)> = HashMap::new();
         let mut order: Vec<(&str, &str)> = Vec::new();
         let mut replace_stored: Vec<(&str, &str)> = Vec::new();
         for (i, req) in requests.iter().enumerate() {
-            for run in req {
+            for (run, derived) in req.runs.iter().zip(&req.derived) {
                 let key = (run.sync_id.as_str(), run.run_id.as_str());
-                let prior = chosen.get(&key).map(|r| r.status).or_else(|| {
+                let prior = chosen.get(&key).map(|(r, _)| r.status).or_else(|| {
                     stored
                         .get(&(run.sync_id.clone(), run.run_id.clone()))
                         .copied()
@@ -431,11 +454,11 @@ impl Writer {
                             replace_stored.push(key);
                             order.push(key);
                         }
-                        chosen.insert(key, run);
+                        chosen.insert(key, (run, derived));
                         acks[i].accepted += 1;
                     }
                     None => {
-                        chosen.insert(key, run);
+                        chosen.insert(key, (run, derived));
                         order.push(key);
                         acks[i].accepted += 1;
                     }
@@ -450,7 +473,7 @@ impl Writer {
         // evaluated run of their sync means late.
         let mut finished: Vec<&Run> = order
             .iter()
-            .filter_map(|k| chosen.get(k).copied())
+            .filter_map(|k| chosen.get(k).map(|(r, _)| *r))
             .filter(|r| r.is_finished())
             .collect();
         finished.sort_by(|a, b| {
@@ -477,13 +500,13 @@ impl Writer {
         let rows: Vec<NewRun> = order
             .iter()
             .filter_map(|k| chosen.get(k).copied())
-            .map(|run| NewRun {
+            .map(|(run, derived)| NewRun {
                 run,
                 evaluation: evaluation
                     .get(&(run.sync_id.as_str(), run.run_id.as_str()))
                     .copied()
                     .unwrap_or(Evaluation::Running),
-                classes: classes::classify(&run.record_errors),
+                derived,
                 received: now,
             })
             .collect();

@@ -40,13 +40,56 @@ impl Evaluation {
     }
 }
 
+/// The columns ingest derives from a run: its error classes and labels as
+/// stored JSON. Computed before a run reaches the writer (on the request's
+/// own task), so the one writer spends its time in SQLite.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub classes_json: String,
+    pub labels_json: String,
+}
+
+impl Derived {
+    pub fn of(run: &Run) -> Result<Derived> {
+        let classes = crate::ingest::classes::classify(&run.record_errors);
+        Ok(Derived {
+            classes_json: serde_json::to_string(&classes)
+                .map_err(|e| corrupt("runs.error_classes (encoding)", e))?,
+            labels_json: serde_json::to_string(&run.labels)
+                .map_err(|e| corrupt("runs.labels (encoding)", e))?,
+        })
+    }
+}
+
 /// A run about to be written, with what ingest derived from it.
 pub struct NewRun<'a> {
     pub run: &'a Run,
     pub evaluation: Evaluation,
-    pub classes: Vec<ErrorClass>,
+    pub derived: &'a Derived,
     pub received: Timestamp,
 }
+
+/// `WITH k(s, r) AS (VALUES (?, ?), …)` over `keys`, then `tail`: keys
+/// as a table to join. The bundled SQLite (3.51) searches the unique index
+/// for a row-value `(sync_id, run_id) IN (VALUES …)` too, but older ones
+/// (Debian 12's 3.40, which the `sqlite-unbundled` build would link) plan it
+/// as a scan of every stored run: a cost growing with history on every
+/// group commit. Joining the keys onto the index is one search per key in
+/// both.
+fn keys_query(head: &str, keys: &[(&str, &str)], tail: &str) -> QueryBuilder<Sqlite> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head);
+    qb.push("WITH k(s, r) AS (");
+    qb.push_values(keys, |mut b, (s, r)| {
+        b.push_bind(*s).push_bind(*r);
+    });
+    qb.push(") ");
+    qb.push(tail);
+    qb
+}
+
+/// The keys joined to the stored runs: `k` drives (CROSS JOIN keeps it the
+/// outer loop), each key one search of the `(sync_id, run_id)` index.
+const KEYS_JOIN_RUNS: &str = "FROM k CROSS JOIN runs ON runs.sync_id = k.s AND runs.run_id = k.r";
 
 /// Looks up which of `keys` are already stored, with their status.
 pub async fn existing(
@@ -55,13 +98,7 @@ pub async fn existing(
 ) -> Result<HashMap<(String, String), RunStatus>> {
     let mut found = HashMap::new();
     for chunk in keys.chunks(MAX_PARAMS / 2) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT sync_id, run_id, status FROM runs WHERE (sync_id, run_id) IN (",
-        );
-        qb.push_values(chunk, |mut b, (s, r)| {
-            b.push_bind(*s).push_bind(*r);
-        });
-        qb.push(")");
+        let mut qb = existing_query(chunk);
         let rows: Vec<(String, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
         for (s, r, st) in rows {
             let status = RunStatus::parse(&st).ok_or_else(|| corrupt("runs.status", &st))?;
@@ -71,19 +108,32 @@ pub async fn existing(
     Ok(found)
 }
 
+fn existing_query(keys: &[(&str, &str)]) -> QueryBuilder<Sqlite> {
+    keys_query(
+        "",
+        keys,
+        &format!("SELECT runs.sync_id, runs.run_id, runs.status {KEYS_JOIN_RUNS}"),
+    )
+}
+
 /// Deletes stored copies (used when a finished run replaces its `running`
 /// copy; record errors go with them through the foreign key).
 pub async fn delete(tx: &mut WriteTx, keys: &[(&str, &str)]) -> Result<()> {
     for chunk in keys.chunks(MAX_PARAMS / 2) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("DELETE FROM runs WHERE (sync_id, run_id) IN (");
-        qb.push_values(chunk, |mut b, (s, r)| {
-            b.push_bind(*s).push_bind(*r);
-        });
-        qb.push(")");
+        let mut qb = delete_query(chunk);
         qb.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+fn delete_query(keys: &[(&str, &str)]) -> QueryBuilder<Sqlite> {
+    let mut qb = keys_query(
+        "DELETE FROM runs WHERE id IN (",
+        keys,
+        &format!("SELECT runs.id {KEYS_JOIN_RUNS}"),
+    );
+    qb.push(")");
+    qb
 }
 
 const RUN_COLUMNS: usize = 19;
@@ -97,17 +147,8 @@ pub async fn insert(tx: &mut WriteTx, runs: &[NewRun<'_>], cap: usize) -> Result
              succeeded, failed, invalid, error_code, error_message, url, source, labels, \
              record_errors_total, record_errors_stored, error_classes, received_ms, evaluation) ",
         );
-        let mut encode_err = None;
         qb.push_values(chunk, |mut b, n| {
             let r = n.run;
-            let labels = serde_json::to_string(&r.labels).unwrap_or_else(|e| {
-                encode_err = Some(e.to_string());
-                "{}".into()
-            });
-            let classes = serde_json::to_string(&n.classes).unwrap_or_else(|e| {
-                encode_err = Some(e.to_string());
-                "[]".into()
-            });
             b.push_bind(r.sync_id.as_str())
                 .push_bind(r.run_id.as_str())
                 .push_bind(r.status.as_str())
@@ -121,16 +162,13 @@ pub async fn insert(tx: &mut WriteTx, runs: &[NewRun<'_>], cap: usize) -> Result
                 .push_bind(r.error.as_ref().map(|e| e.message.as_str()))
                 .push_bind(r.url.as_deref())
                 .push_bind(r.source.as_deref())
-                .push_bind(labels)
+                .push_bind(n.derived.labels_json.as_str())
                 .push_bind(r.record_errors.len() as i64)
                 .push_bind(r.record_errors.len().min(cap) as i64)
-                .push_bind(classes)
+                .push_bind(n.derived.classes_json.as_str())
                 .push_bind(n.received.0)
                 .push_bind(n.evaluation.as_str());
         });
-        if let Some(e) = encode_err {
-            return Err(corrupt("runs (encoding)", e));
-        }
         qb.push(" RETURNING id, sync_id, run_id");
         let rows: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
         // RETURNING order is unspecified in SQLite: map by key.
@@ -506,4 +544,41 @@ pub async fn recent_between(
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(RunRow::into_stored).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of a statement, one `detail` per line.
+    async fn plan(pool: &SqlitePool, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .bind("s")
+                .bind("r")
+                .bind("s2")
+                .bind("r2")
+                .fetch_all(pool)
+                .await
+                .expect("plan");
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn looking_up_and_deleting_runs_by_key_searches_the_index_and_never_scans_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = super::super::Store::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .expect("store");
+        let keys = [("s", "r"), ("s2", "r2")];
+        for sql in [
+            existing_query(&keys).into_string(),
+            delete_query(&keys).into_string(),
+        ] {
+            let plan = plan(store.reader(), &sql).await;
+            assert!(!plan.contains("SCAN runs"), "{sql}\n{plan}");
+            assert!(plan.contains("SEARCH runs USING"), "{sql}\n{plan}");
+        }
+        store.close().await;
+    }
 }

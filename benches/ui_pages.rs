@@ -18,11 +18,10 @@ use criterion::{Criterion, criterion_group};
 use syncwarden::app::App;
 use syncwarden::config::{Config, EmailChannel};
 use syncwarden::evaluate::{AlertKey, AlertState, Cause, Underlying};
-use syncwarden::ingest::classes;
 use syncwarden::model::{RecordCounts, RecordError, Run, RunError, RunStatus, Timestamp};
 use syncwarden::store::alerts::AlertRow;
 use syncwarden::store::notices::IncidentRow;
-use syncwarden::store::runs::{Evaluation, NewRun};
+use syncwarden::store::runs::{Derived, Evaluation, NewRun};
 use syncwarden::store::syncs::SyncUpdate;
 use syncwarden::store::{self, Store};
 
@@ -170,12 +169,17 @@ async fn seed(store: &Store, syncs: usize, runs: usize, now: Timestamp) {
 
 async fn write(store: &Store, batch: &[Run], now: Timestamp) {
     let mut tx = store.begin().await.expect("begin");
+    let derived: Vec<Derived> = batch
+        .iter()
+        .map(|run| Derived::of(run).expect("derived columns"))
+        .collect();
     let rows: Vec<NewRun> = batch
         .iter()
-        .map(|run| NewRun {
+        .zip(&derived)
+        .map(|(run, derived)| NewRun {
             run,
             evaluation: Evaluation::Evaluated,
-            classes: classes::classify(&run.record_errors),
+            derived,
             received: now,
         })
         .collect();

@@ -69,21 +69,20 @@ pub struct NewRun<'a> {
     pub received: Timestamp,
 }
 
-/// `WITH k(s, r) AS (VALUES (?, ?), …)` over `keys`, then `tail`: keys
-/// as a table to join. The bundled SQLite (3.51) searches the unique index
+/// `WITH k(s, r) AS (VALUES (?, ?), …)` over `keys`, for the caller to
+/// follow with a statement that joins it. The bundled SQLite (3.51) searches the unique index
 /// for a row-value `(sync_id, run_id) IN (VALUES …)` too, but older ones
 /// (Debian 12's 3.40, which the `sqlite-unbundled` build would link) plan it
 /// as a scan of every stored run: a cost growing with history on every
 /// group commit. Joining the keys onto the index is one search per key in
 /// both.
-fn keys_query(head: &str, keys: &[(&str, &str)], tail: &str) -> QueryBuilder<Sqlite> {
+fn keys_query(head: &'static str, keys: &[(&str, &str)]) -> QueryBuilder<Sqlite> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head);
     qb.push("WITH k(s, r) AS (");
     qb.push_values(keys, |mut b, (s, r)| {
         b.push_bind(*s).push_bind(*r);
     });
     qb.push(") ");
-    qb.push(tail);
     qb
 }
 
@@ -109,11 +108,11 @@ pub async fn existing(
 }
 
 fn existing_query(keys: &[(&str, &str)]) -> QueryBuilder<Sqlite> {
-    keys_query(
-        "",
-        keys,
-        &format!("SELECT runs.sync_id, runs.run_id, runs.status {KEYS_JOIN_RUNS}"),
-    )
+    let mut qb = keys_query("", keys);
+    qb.push(format!(
+        "SELECT runs.sync_id, runs.run_id, runs.status {KEYS_JOIN_RUNS}"
+    ));
+    qb
 }
 
 /// Deletes stored copies (used when a finished run replaces its `running`
@@ -127,11 +126,8 @@ pub async fn delete(tx: &mut WriteTx, keys: &[(&str, &str)]) -> Result<()> {
 }
 
 fn delete_query(keys: &[(&str, &str)]) -> QueryBuilder<Sqlite> {
-    let mut qb = keys_query(
-        "DELETE FROM runs WHERE id IN (",
-        keys,
-        &format!("SELECT runs.id {KEYS_JOIN_RUNS}"),
-    );
+    let mut qb = keys_query("DELETE FROM runs WHERE id IN (", keys);
+    qb.push(format!("SELECT runs.id {KEYS_JOIN_RUNS}"));
     qb.push(")");
     qb
 }

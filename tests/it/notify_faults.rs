@@ -162,7 +162,12 @@ async fn a_webhook_that_is_down_gets_the_notice_once_it_is_back() {
     let base = format!("http://{addr}");
     let app = app_for(webhook_channel(&base, "1s"), "webhook:ops").await;
     break_sync(&app, "dark").await;
-    let d = wait_delivery(&app, |d| d["attempts"].as_i64().unwrap_or(0) >= 2).await;
+    // An attempt counts when it starts (status `sending`), so wait for one
+    // that has ended: two attempts made and the delivery queued again.
+    let d = wait_delivery(&app, |d| {
+        d["attempts"].as_i64().unwrap_or(0) >= 2 && d["status"] != "sending"
+    })
+    .await;
     assert_eq!(
         d["status"], "pending",
         "a receiver that is down is transient: {d}"

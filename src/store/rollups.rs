@@ -182,11 +182,8 @@ pub async fn add_to_summaries(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
     let mut deltas: BTreeMap<&str, Vec<Delta>> = BTreeMap::new();
     for r in runs {
         let Some(fin) = r.finished_at else { continue };
-        deltas.entry(r.sync_id.as_str()).or_default().push((
-            hour_of(fin),
-            day_of(fin),
-            counters(r),
-        ));
+        let of_sync = deltas.entry(r.sync_id.as_str()).or_default();
+        of_sync.push((hour_of(fin), day_of(fin), counters(r)));
     }
     if deltas.is_empty() {
         return Ok(());

@@ -27,7 +27,8 @@ mod sync;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -168,6 +169,25 @@ impl Ui {
             Ok(r) => r,
             Err(e) => self.error_page(e),
         }
+    }
+
+    /// A page whose only input is its query string: a malformed one is
+    /// answered with a 400 page naming the problem, anything else by
+    /// `render`.
+    pub(crate) async fn query_page<Q, F, Fut>(
+        self,
+        query: Result<Query<Q>, QueryRejection>,
+        render: F,
+    ) -> Response
+    where
+        F: FnOnce(Ui, Q) -> Fut,
+        Fut: Future<Output = Result<Response, UiError>>,
+    {
+        let result = match query {
+            Ok(Query(q)) => render(self.clone(), q).await,
+            Err(e) => Err(UiError::BadRequest(e.body_text())),
+        };
+        self.finish(result)
     }
 
     pub(crate) fn error_page(&self, e: UiError) -> Response {

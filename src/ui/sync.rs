@@ -13,6 +13,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::incidents::IncidentView;
 use super::{Ui, UiError, run_href, sync_href};
 use crate::model::Timestamp;
 use crate::store::rollups::{self, HOUR_MS};
@@ -164,18 +165,11 @@ fn notice_views(rows: Vec<notices::NoticeStatusRow>, resolved: bool) -> Vec<Noti
         .collect()
 }
 
+/// An incident with every notice it produced, sent or held.
 #[derive(Serialize)]
-struct IncidentView {
-    incident_id: String,
-    rule: String,
-    state: String,
-    cause: Option<String>,
-    condition: String,
-    held: Option<String>,
-    since: Timestamp,
-    opened_at: Timestamp,
-    resolved_at: Option<Timestamp>,
-    duration_ms: Option<i64>,
+struct IncidentWithNotices {
+    #[serde(flatten)]
+    incident: IncidentView,
     notices: Vec<NoticeView>,
 }
 
@@ -261,17 +255,8 @@ async fn render(ui: &Ui, sync_id: &str, q: SyncQuery) -> Result<Response, UiErro
             notices::for_incident(pool, &i.incident_id).await?,
             i.resolved_ms.is_some(),
         );
-        incidents.push(IncidentView {
-            duration_ms: i.resolved_ms.map(|r| r - i.since_ms),
-            incident_id: i.incident_id,
-            rule: i.rule,
-            state: i.state,
-            cause: i.cause,
-            condition: i.condition,
-            held: i.held,
-            since: Timestamp(i.since_ms),
-            opened_at: Timestamp(i.opened_ms),
-            resolved_at: i.resolved_ms.map(Timestamp),
+        incidents.push(IncidentWithNotices {
+            incident: IncidentView::new(i, now),
             notices,
         });
     }

@@ -127,53 +127,38 @@ trait Tree {
     fn child_mut(&mut self, step: &PathStep) -> Option<&mut Self>;
 }
 
-impl Tree for Value {
-    fn children(&self) -> Vec<(PathStep, &Self)> {
-        match self {
-            Value::Object(m) => m
-                .iter()
-                .map(|(k, c)| (PathStep::Key(k.clone()), c))
-                .collect(),
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (PathStep::Index(i), c))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
+/// The two value types have the same shape (a map, an array, scalars) and
+/// the same `get_mut` by key and by index.
+macro_rules! tree {
+    ($ty:ty, $map:path, $array:path) => {
+        impl Tree for $ty {
+            fn children(&self) -> Vec<(PathStep, &Self)> {
+                match self {
+                    $map(m) => m
+                        .iter()
+                        .map(|(k, c)| (PathStep::Key(k.clone()), c))
+                        .collect(),
+                    $array(a) => a
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (PathStep::Index(i), c))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
 
-    fn child_mut(&mut self, step: &PathStep) -> Option<&mut Self> {
-        match step {
-            PathStep::Key(k) => self.get_mut(k.as_str()),
-            PathStep::Index(i) => self.get_mut(*i),
+            fn child_mut(&mut self, step: &PathStep) -> Option<&mut Self> {
+                match step {
+                    PathStep::Key(k) => self.get_mut(k.as_str()),
+                    PathStep::Index(i) => self.get_mut(*i),
+                }
+            }
         }
-    }
+    };
 }
 
-impl Tree for toml::Value {
-    fn children(&self) -> Vec<(PathStep, &Self)> {
-        match self {
-            toml::Value::Table(t) => t
-                .iter()
-                .map(|(k, c)| (PathStep::Key(k.clone()), c))
-                .collect(),
-            toml::Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (PathStep::Index(i), c))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn child_mut(&mut self, step: &PathStep) -> Option<&mut Self> {
-        match step {
-            PathStep::Key(k) => self.get_mut(k.as_str()),
-            PathStep::Index(i) => self.get_mut(*i),
-        }
-    }
-}
+tree!(Value, Value::Object, Value::Array);
+tree!(toml::Value, toml::Value::Table, toml::Value::Array);
 
 /// Every path (keys and indices) to a value inside `v`, the root's empty
 /// path first, parents before their children.

@@ -210,6 +210,18 @@ pub async fn open_db(db: &Path, read_only: bool) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect_with(opts).await.expect("open db")
 }
 
+/// Posts one JSON batch to `url` (`/v1/runs`) and checks it was accepted.
+pub async fn post_runs(http: &reqwest::Client, url: &str, body: String) {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 202, "the batch was accepted");
+}
+
 /// The median of `v` (sorted in place); 0 when empty.
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

@@ -307,8 +307,14 @@ async fn login(
     headers: HeaderMap,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Ok(axum::Form(form)) = form else {
-        return ui.error_page(UiError::BadRequest("The form was incomplete.".into()));
+    let form = match form {
+        Ok(axum::Form(form)) => form,
+        Err(e) => {
+            return ui.error_page(UiError::BadRequest(format!(
+                "The sign-in form could not be read: {}",
+                e.body_text()
+            )));
+        }
     };
     if !ui.csrf.verify(&headers, &form.csrf) {
         return ui.error_page(csrf::rejection());
@@ -336,7 +342,11 @@ async fn login(
             resp.headers_mut().append(header::SET_COOKIE, v);
             resp
         }
-        Err(_) => ui.error_page(UiError::BadRequest("That token is not valid.".into())),
+        // The token matched, but cannot travel in a cookie header.
+        Err(_) => ui.error_page(UiError::BadRequest(
+            "That token cannot be kept in a cookie; send it as `Authorization: Bearer` instead."
+                .into(),
+        )),
     }
 }
 

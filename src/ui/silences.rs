@@ -128,8 +128,12 @@ pub(crate) async fn create(
     form: Result<Form<SilenceForm>, FormRejection>,
 ) -> Response {
     let result = async {
-        let Form(form) =
-            form.map_err(|_| UiError::BadRequest("The silence form was incomplete.".into()))?;
+        let Form(form) = form.map_err(|e| {
+            UiError::BadRequest(format!(
+                "The silence form could not be read: {}",
+                e.body_text()
+            ))
+        })?;
         if !ui.csrf.verify(&headers, &form.csrf) {
             return Err(csrf::rejection());
         }

@@ -22,20 +22,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sqlx::{QueryBuilder, Sqlite};
-use support::{Report, RunGen};
+use support::RunGen;
 
 const SYNCS: u64 = 10_000;
 const STORED_RUNS: u64 = 1_000_000;
 const STARTS: usize = 5;
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut report = Report::new("footprint");
-    report.line(format!("machine: {}", support::machine()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (mut report, rt) = support::start("footprint");
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).expect("rules dir");
@@ -100,14 +94,7 @@ fn main() {
                 body.push_str(&run.replace("\"status\":\"success\"", "\"status\":\"failed\""));
             }
             body.push(']');
-            let resp = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(resp.status(), 202);
+            support::post_runs(&http, &url, body).await;
         }
     });
     let posted = seeded.elapsed();
@@ -156,13 +143,9 @@ fn main() {
         full_rss = support::rss_mib(server.pid());
         server.stop();
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let empty = median(&mut empty_starts);
-    let alerts = median(&mut alert_starts);
-    let full = median(&mut full_starts);
+    let empty = support::median(&mut empty_starts);
+    let alerts = support::median(&mut alert_starts);
+    let full = support::median(&mut full_starts);
     report.line(format!(
         "start-up to /readyz 200, median of {STARTS}: empty database {empty:.1} ms; \
          {SYNCS} syncs + {firing} alert states {alerts:.1} ms; \
@@ -181,17 +164,10 @@ fn main() {
     report.append_if_asked();
 }
 
-async fn open(db: &Path, read_only: bool) -> sqlx::SqlitePool {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(read_only);
-    sqlx::SqlitePool::connect_with(opts).await.expect("open db")
-}
-
 /// Waits until no delivery is pending; returns (firing alerts, deliveries
 /// still pending).
 async fn wait_outbox(db: &Path, limit: Duration) -> (i64, i64) {
-    let pool = open(db, true).await;
+    let pool = support::open_db(db, true).await;
     let deadline = Instant::now() + limit;
     let pending = loop {
         let (n,): (i64,) = sqlx::query_as(
@@ -217,7 +193,7 @@ async fn wait_outbox(db: &Path, limit: Duration) -> (i64, i64) {
 /// Bulk-inserts `STORED_RUNS` finished runs of the seeded syncs, older than
 /// everything evaluated, in 100,000-run transactions.
 async fn seed_runs(db: &Path, gen_: &RunGen) {
-    let pool = open(db, false).await;
+    let pool = support::open_db(db, false).await;
     sqlx::query("PRAGMA journal_mode = WAL")
         .execute(&pool)
         .await

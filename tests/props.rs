@@ -115,44 +115,68 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Every path (object keys and array indices) to a value inside `v`.
-fn paths(v: &Value) -> Vec<Vec<PathStep>> {
-    let mut out = vec![Vec::new()];
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                for mut p in paths(child) {
-                    p.insert(0, PathStep::Key(k.clone()));
-                    out.push(p);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                for mut p in paths(child) {
-                    p.insert(0, PathStep::Index(i));
-                    out.push(p);
-                }
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
 #[derive(Debug, Clone)]
 enum PathStep {
     Key(String),
     Index(usize),
 }
 
-fn at_path<'a>(v: &'a mut Value, path: &[PathStep]) -> Option<&'a mut Value> {
+/// A document both mutators walk: JSON seeds and TOML rule files.
+trait Tree {
+    fn children(&self) -> Vec<(PathStep, &Self)>;
+    fn child_mut(&mut self, step: &PathStep) -> Option<&mut Self>;
+}
+
+/// The two value types have the same shape (a map, an array, scalars) and
+/// the same `get_mut` by key and by index.
+macro_rules! tree {
+    ($ty:ty, $map:path, $array:path) => {
+        impl Tree for $ty {
+            fn children(&self) -> Vec<(PathStep, &Self)> {
+                match self {
+                    $map(m) => m
+                        .iter()
+                        .map(|(k, c)| (PathStep::Key(k.clone()), c))
+                        .collect(),
+                    $array(a) => a
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (PathStep::Index(i), c))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
+
+            fn child_mut(&mut self, step: &PathStep) -> Option<&mut Self> {
+                match step {
+                    PathStep::Key(k) => self.get_mut(k.as_str()),
+                    PathStep::Index(i) => self.get_mut(*i),
+                }
+            }
+        }
+    };
+}
+
+tree!(Value, Value::Object, Value::Array);
+tree!(toml::Value, toml::Value::Table, toml::Value::Array);
+
+/// Every path (keys and indices) to a value inside `v`, the root's empty
+/// path first, parents before their children.
+fn paths<T: Tree>(v: &T) -> Vec<Vec<PathStep>> {
+    let mut out = vec![Vec::new()];
+    for (step, child) in v.children() {
+        for mut p in paths(child) {
+            p.insert(0, step.clone());
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn at_path<'a, T: Tree>(v: &'a mut T, path: &[PathStep]) -> Option<&'a mut T> {
     let mut cur = v;
     for step in path {
-        cur = match step {
-            PathStep::Key(k) => cur.get_mut(k.as_str())?,
-            PathStep::Index(i) => cur.get_mut(*i)?,
-        };
+        cur = cur.child_mut(step)?;
     }
     Some(cur)
 }
@@ -506,40 +530,6 @@ fn hostile_toml() -> impl Strategy<Value = toml::Value> {
     ]
 }
 
-/// Every key path (tables and arrays of tables) of a TOML document.
-fn toml_paths(v: &toml::Value, prefix: &mut Vec<PathStep>, out: &mut Vec<Vec<PathStep>>) {
-    match v {
-        toml::Value::Table(t) => {
-            for (k, child) in t {
-                prefix.push(PathStep::Key(k.clone()));
-                out.push(prefix.clone());
-                toml_paths(child, prefix, out);
-                prefix.pop();
-            }
-        }
-        toml::Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                prefix.push(PathStep::Index(i));
-                out.push(prefix.clone());
-                toml_paths(child, prefix, out);
-                prefix.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn toml_at<'a>(v: &'a mut toml::Value, path: &[PathStep]) -> Option<&'a mut toml::Value> {
-    let mut cur = v;
-    for step in path {
-        cur = match step {
-            PathStep::Key(k) => cur.get_mut(k.as_str())?,
-            PathStep::Index(i) => cur.get_mut(*i)?,
-        };
-    }
-    Some(cur)
-}
-
 proptest! {
     #[test]
     fn rule_files_with_a_value_of_the_wrong_kind_are_refused_with_reasons(
@@ -547,12 +537,12 @@ proptest! {
     ) {
         let mut doc = toml::Value::Table(RULES.parse::<toml::Table>().expect("the default rules are TOML"));
         for (which, value) in edits {
-            let mut all = Vec::new();
-            toml_paths(&doc, &mut Vec::new(), &mut all);
+            // The document itself is not replaced: a rule file is a table.
+            let all = &paths(&doc)[1..];
             if all.is_empty() {
                 break;
             }
-            if let Some(slot) = toml_at(&mut doc, &all[which % all.len()]) {
+            if let Some(slot) = at_path(&mut doc, &all[which % all.len()]) {
                 *slot = value;
             }
         }

@@ -1,6 +1,7 @@
 //! Shared by the whole-process benches: start the release `syncwarden`
 //! binary on a temp dir, wait for `/readyz`, read its memory, describe the
-//! machine, and append figures to `BENCHMARKS.md` on request.
+//! machine, open its database, and append figures to `BENCHMARKS.md` on
+//! request.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -186,7 +187,48 @@ pub fn machine() -> String {
     format!("{cores} cores, {mem_gib} GiB, {os}, rustc {rustc}")
 }
 
-/// Prints a figure line, and keeps it for [`append_record`].
+/// What every whole-process bench starts with: the TLS provider reqwest
+/// needs, its report headed by the machine, and a current-thread runtime
+/// (the load comes from the server, not from this side).
+pub fn start(bench: &'static str) -> (Report, tokio::runtime::Runtime) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut report = Report::new(bench);
+    report.line(format!("machine: {}", machine()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (report, rt)
+}
+
+/// A pool on the server's database file, beside the running server (WAL
+/// lets a reader in while it writes).
+pub async fn open_db(db: &Path, read_only: bool) -> sqlx::SqlitePool {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(read_only);
+    sqlx::SqlitePool::connect_with(opts).await.expect("open db")
+}
+
+/// Posts one JSON batch to `url` (`/v1/runs`) and checks it was accepted.
+pub async fn post_runs(http: &reqwest::Client, url: &str, body: String) {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 202, "the batch was accepted");
+}
+
+/// The median of `v` (sorted in place); 0 when empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Prints a figure line, and keeps it for [`Report::append_if_asked`].
 pub struct Report {
     bench: &'static str,
     lines: Vec<String>,

@@ -178,18 +178,21 @@ pub struct SilenceView {
     active: bool,
 }
 
-fn silence_view(s: SilenceRow, now: Timestamp) -> SilenceView {
-    SilenceView {
-        active: s.starts_ms <= now.0 && now.0 < s.ends_ms,
-        labels: serde_json::from_str(&s.labels).unwrap_or_default(),
-        id: s.id,
-        rule: s.rule,
-        sync: s.sync,
-        starts_at: Timestamp(s.starts_ms),
-        ends_at: Timestamp(s.ends_ms),
-        author: s.author,
-        comment: s.comment,
-        created_at: Timestamp(s.created_ms),
+impl SilenceView {
+    /// The silence as the API (and the UI's table) shows it at `now`.
+    pub(crate) fn new(s: SilenceRow, now: Timestamp) -> Self {
+        SilenceView {
+            active: s.starts_ms <= now.0 && now.0 < s.ends_ms,
+            labels: serde_json::from_str(&s.labels).unwrap_or_default(),
+            id: s.id,
+            rule: s.rule,
+            sync: s.sync,
+            starts_at: Timestamp(s.starts_ms),
+            ends_at: Timestamp(s.ends_ms),
+            author: s.author,
+            comment: s.comment,
+            created_at: Timestamp(s.created_ms),
+        }
     }
 }
 
@@ -207,7 +210,7 @@ pub async fn list_silences(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let now = Timestamp::now();
     let rows = silences::list(state.store.reader(), now.0, q.all.unwrap_or(false)).await?;
-    let out: Vec<SilenceView> = rows.into_iter().map(|s| silence_view(s, now)).collect();
+    let out: Vec<SilenceView> = rows.into_iter().map(|s| SilenceView::new(s, now)).collect();
     Ok(Json(json!({ "silences": out })))
 }
 
@@ -327,7 +330,7 @@ pub async fn add_silence(
         .add_silence(row.clone())
         .await
         .map_err(write_error)?;
-    Ok((StatusCode::CREATED, Json(silence_view(row, now))))
+    Ok((StatusCode::CREATED, Json(SilenceView::new(row, now))))
 }
 
 pub async fn expire_silence(
@@ -346,6 +349,6 @@ pub async fn expire_silence(
     let row = silences::get(state.store.reader(), &id).await?;
     Ok(Json(json!({
         "expired": id,
-        "silence": row.map(|r| silence_view(r, Timestamp::now())),
+        "silence": row.map(|r| SilenceView::new(r, Timestamp::now())),
     })))
 }

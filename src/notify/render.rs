@@ -62,10 +62,6 @@ const BUILTIN: &[(&str, &str)] = &[
     ("subject.txt", include_str!("../../templates/subject.txt")),
 ];
 
-fn builtin(name: &str) -> Option<&'static str> {
-    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
-}
-
 /// A rendered e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -204,6 +200,26 @@ impl Templates {
 /// An environment reading `dir` (when given) with the built-in copies
 /// underneath.
 fn build_env(dir: Option<&Path>) -> Environment<'static> {
+    let mut env = layered_env(dir, BUILTIN, true);
+    // Templates change only through `reload`, which validates them first; a
+    // file caught half-saved by a lookup must not go live on its own.
+    env.set_auto_reload(false);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env
+}
+
+/// The loader both template sets share (notices here, the UI's pages in
+/// `ui::page`): a file in `dir` wins, a missing one falls back to its copy
+/// in `builtin`; `*.html` is auto-escaped and nothing else is; block tags on
+/// their own lines leave no blank lines behind; the filters of
+/// [`register_filters`] are installed. Fuel and undefined handling are the
+/// caller's, as the two sets differ there.
+pub(crate) fn layered_env(
+    dir: Option<&Path>,
+    builtin: &'static [(&'static str, &'static str)],
+    keep_trailing_newline: bool,
+) -> Environment<'static> {
     let mut env = Environment::new();
     let from_dir = dir.map(path_loader);
     env.set_loader(move |name| {
@@ -212,13 +228,11 @@ fn build_env(dir: Option<&Path>) -> Environment<'static> {
         {
             return Ok(Some(source));
         }
-        Ok(builtin(name).map(TemplateSource::new))
+        Ok(builtin
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| TemplateSource::new(*s)))
     });
-    // Templates change only through `reload`, which validates them first; a
-    // file caught half-saved by a lookup must not go live on its own.
-    env.set_auto_reload(false);
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") || name.ends_with(".htm") {
             AutoEscape::Html
@@ -226,12 +240,10 @@ fn build_env(dir: Option<&Path>) -> Environment<'static> {
             AutoEscape::None
         }
     });
-    // Block tags on their own lines leave no blank lines behind, which keeps
-    // the text templates readable.
     if let Ok(syntax) = SyntaxConfig::builder()
         .trim_blocks(true)
         .lstrip_blocks(true)
-        .keep_trailing_newline(true)
+        .keep_trailing_newline(keep_trailing_newline)
         .build()
     {
         env.set_syntax(syntax);

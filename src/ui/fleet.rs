@@ -129,15 +129,10 @@ pub(crate) async fn page(
     State(ui): State<Ui>,
     query: Result<Query<FleetQuery>, QueryRejection>,
 ) -> Response {
-    let result = async {
-        let Query(q) = query.map_err(|e| UiError::BadRequest(e.body_text()))?;
-        render(&ui, q).await
-    }
-    .await;
-    ui.finish(result)
+    ui.query_page(query, render).await
 }
 
-async fn render(ui: &Ui, q: FleetQuery) -> Result<Response, UiError> {
+async fn render(ui: Ui, q: FleetQuery) -> Result<Response, UiError> {
     let state_filter = q.state.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = state_filter
         && !STATES.contains(&s)

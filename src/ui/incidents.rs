@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ui, UiError, sync_href};
 use crate::model::Timestamp;
+use crate::store::notices::IncidentRow;
 use crate::store::{alerts, notices};
 
 const LIMIT: i64 = 500;
@@ -20,19 +21,42 @@ pub struct IncidentsQuery {
     sync_id: Option<String>,
 }
 
+/// An incident as the incidents page and the sync page list it.
 #[derive(Serialize)]
-struct Row {
+pub(crate) struct IncidentView {
+    incident_id: String,
     sync_id: String,
     href: String,
     rule: String,
     state: String,
     cause: Option<String>,
     condition: String,
+    /// Why its firing notice is held, while it is; cleared on release.
     held: Option<String>,
     since: Timestamp,
     opened_at: Timestamp,
     resolved_at: Option<Timestamp>,
+    /// How long it lasted, or has lasted so far.
     duration_ms: i64,
+}
+
+impl IncidentView {
+    pub(crate) fn new(i: IncidentRow, now: Timestamp) -> Self {
+        IncidentView {
+            href: sync_href(&i.sync_id),
+            duration_ms: i.resolved_ms.unwrap_or(now.0) - i.since_ms,
+            incident_id: i.incident_id,
+            sync_id: i.sync_id,
+            rule: i.rule,
+            state: i.state,
+            cause: i.cause,
+            condition: i.condition,
+            held: i.held,
+            since: Timestamp(i.since_ms),
+            opened_at: Timestamp(i.opened_ms),
+            resolved_at: i.resolved_ms.map(Timestamp),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -47,15 +71,10 @@ pub(crate) async fn page(
     State(ui): State<Ui>,
     query: Result<Query<IncidentsQuery>, QueryRejection>,
 ) -> Response {
-    let result = async {
-        let Query(q) = query.map_err(|e| UiError::BadRequest(e.body_text()))?;
-        render(&ui, q).await
-    }
-    .await;
-    ui.finish(result)
+    ui.query_page(query, render).await
 }
 
-async fn render(ui: &Ui, q: IncidentsQuery) -> Result<Response, UiError> {
+async fn render(ui: Ui, q: IncidentsQuery) -> Result<Response, UiError> {
     let state = q.state.as_deref().filter(|s| !s.is_empty());
     let sync_id = q.sync_id.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = state
@@ -71,21 +90,9 @@ async fn render(ui: &Ui, q: IncidentsQuery) -> Result<Response, UiError> {
         Some("pending") => Vec::new(),
         s => notices::incidents(pool, s, sync_id, LIMIT).await?,
     };
-    let rows: Vec<Row> = rows
+    let rows: Vec<IncidentView> = rows
         .into_iter()
-        .map(|i| Row {
-            href: sync_href(&i.sync_id),
-            duration_ms: i.resolved_ms.unwrap_or(now.0) - i.since_ms,
-            sync_id: i.sync_id,
-            rule: i.rule,
-            state: i.state,
-            cause: i.cause,
-            condition: i.condition,
-            held: i.held,
-            since: Timestamp(i.since_ms),
-            opened_at: Timestamp(i.opened_ms),
-            resolved_at: i.resolved_ms.map(Timestamp),
-        })
+        .map(|i| IncidentView::new(i, now))
         .collect();
     let pending: Vec<Pending> = if matches!(state, None | Some("pending")) {
         alerts::with_state(pool, "pending")

@@ -27,7 +27,8 @@ mod sync;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -170,6 +171,25 @@ impl Ui {
         }
     }
 
+    /// A page whose only input is its query string: a malformed one is
+    /// answered with a 400 page naming the problem, anything else by
+    /// `render`.
+    pub(crate) async fn query_page<Q, F, Fut>(
+        self,
+        query: Result<Query<Q>, QueryRejection>,
+        render: F,
+    ) -> Response
+    where
+        F: FnOnce(Ui, Q) -> Fut,
+        Fut: Future<Output = Result<Response, UiError>>,
+    {
+        let result = match query {
+            Ok(Query(q)) => render(self.clone(), q).await,
+            Err(e) => Err(UiError::BadRequest(e.body_text())),
+        };
+        self.finish(result)
+    }
+
     pub(crate) fn error_page(&self, e: UiError) -> Response {
         let status = e.status();
         self.render_status(
@@ -287,8 +307,14 @@ async fn login(
     headers: HeaderMap,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Ok(axum::Form(form)) = form else {
-        return ui.error_page(UiError::BadRequest("The form was incomplete.".into()));
+    let form = match form {
+        Ok(axum::Form(form)) => form,
+        Err(e) => {
+            return ui.error_page(UiError::BadRequest(format!(
+                "The sign-in form could not be read: {}",
+                e.body_text()
+            )));
+        }
     };
     if !ui.csrf.verify(&headers, &form.csrf) {
         return ui.error_page(csrf::rejection());
@@ -316,7 +342,11 @@ async fn login(
             resp.headers_mut().append(header::SET_COOKIE, v);
             resp
         }
-        Err(_) => ui.error_page(UiError::BadRequest("That token is not valid.".into())),
+        // The token matched, but cannot travel in a cookie header.
+        Err(_) => ui.error_page(UiError::BadRequest(
+            "That token cannot be kept in a cookie; send it as `Authorization: Bearer` instead."
+                .into(),
+        )),
     }
 }
 

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use minijinja::value::Value;
-use minijinja::{AutoEscape, Environment, TemplateSource, UndefinedBehavior, path_loader};
+use minijinja::{Environment, UndefinedBehavior};
 
 /// Fuel for one page: a fleet of thousands of rows stays below it, an
 /// accidental infinite loop in an edited template does not.
@@ -34,10 +34,6 @@ const BUILTIN: &[(&str, &str)] = &[
     ("login.html", include_str!("../../templates/ui/login.html")),
     ("error.html", include_str!("../../templates/ui/error.html")),
 ];
-
-fn builtin(name: &str) -> Option<&'static str> {
-    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
-}
 
 /// The UI templates: the user's `ui/` directory over the built-in copies.
 pub struct UiTemplates {
@@ -72,33 +68,12 @@ impl UiTemplates {
 }
 
 fn build_env(dir: Option<&Path>) -> Environment<'static> {
-    let mut env = Environment::new();
-    let from_dir = dir.map(path_loader);
-    env.set_loader(move |name| {
-        if let Some(load) = &from_dir
-            && let Some(source) = load(name)?
-        {
-            return Ok(Some(source));
-        }
-        Ok(builtin(name).map(TemplateSource::new))
-    });
+    let mut env = crate::notify::render::layered_env(dir, BUILTIN, false);
+    // A page reads optional fields (`sync.source`, `a.since`) without a
+    // guard around each; undefined is empty here, where the notice
+    // templates treat it as a typo.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_fuel(Some(FUEL));
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") || name.ends_with(".htm") {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .build()
-    {
-        env.set_syntax(syntax);
-    }
-    crate::notify::render::register_filters(&mut env);
     env.add_filter("path", path_filter);
     env.add_filter("pct", pct);
     env.add_function("sparkline", |points: Vec<Value>| {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{Ui, UiError, csrf};
-use crate::api::alerts::NewSilence;
+use crate::api::alerts::{NewSilence, SilenceView};
 use crate::model::Timestamp;
 use crate::store::silences::{self, SilenceRow};
 
@@ -44,16 +44,11 @@ pub struct SilenceForm {
     comment: String,
 }
 
+/// A silence as `GET /v1/silences` shows it, plus what the table needs.
 #[derive(Serialize)]
 struct View {
-    id: String,
-    rule: String,
-    sync: String,
-    labels: BTreeMap<String, String>,
-    starts_at: Timestamp,
-    ends_at: Timestamp,
-    author: String,
-    comment: String,
+    #[serde(flatten)]
+    silence: SilenceView,
     /// `active`, `upcoming` or `ended`.
     status: &'static str,
     expire_href: String,
@@ -69,14 +64,7 @@ fn view(s: SilenceRow, now: Timestamp) -> View {
             "active"
         },
         expire_href: format!("/silences/{}/expire", super::seg(&s.id)),
-        labels: serde_json::from_str(&s.labels).unwrap_or_default(),
-        id: s.id,
-        rule: s.rule,
-        sync: s.sync,
-        starts_at: Timestamp(s.starts_ms),
-        ends_at: Timestamp(s.ends_ms),
-        author: s.author,
-        comment: s.comment,
+        silence: SilenceView::new(s, now),
     }
 }
 
@@ -140,8 +128,12 @@ pub(crate) async fn create(
     form: Result<Form<SilenceForm>, FormRejection>,
 ) -> Response {
     let result = async {
-        let Form(form) =
-            form.map_err(|_| UiError::BadRequest("The silence form was incomplete.".into()))?;
+        let Form(form) = form.map_err(|e| {
+            UiError::BadRequest(format!(
+                "The silence form could not be read: {}",
+                e.body_text()
+            ))
+        })?;
         if !ui.csrf.verify(&headers, &form.csrf) {
             return Err(csrf::rejection());
         }

@@ -13,6 +13,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::incidents::IncidentView;
 use super::{Ui, UiError, run_href, sync_href};
 use crate::model::Timestamp;
 use crate::store::rollups::{self, HOUR_MS};
@@ -95,7 +96,6 @@ fn alert_view(a: alerts::AlertRow) -> AlertView {
     let f = |k: &str| s.get(k).cloned().unwrap_or(Value::Null);
     AlertView {
         rule: a.rule,
-        state: a.state_name,
         bad_streak: f("bad_streak"),
         good_streak: f("good_streak"),
         flapping: s.get("flapping").and_then(Value::as_bool).unwrap_or(false),
@@ -103,8 +103,18 @@ fn alert_view(a: alerts::AlertRow) -> AlertView {
         cause: f("cause"),
         condition: f("condition"),
         since: f("fired_since"),
-        held: f("held"),
+        // `held` in the engine's state is the hold at the last settle; it
+        // stays set on an alert whose firing notice already went out (the
+        // upstream fired after it) or that is not firing at all. Only the
+        // `held` state means a firing notice is waiting, so only then is
+        // the hold worth a line.
+        held: if a.state_name == "held" {
+            f("held")
+        } else {
+            Value::Null
+        },
         notified: f("notified"),
+        state: a.state_name,
     }
 }
 
@@ -112,23 +122,54 @@ fn alert_view(a: alerts::AlertRow) -> AlertView {
 struct NoticeView {
     kind: String,
     at: Timestamp,
-    status: String,
+    /// The delivery status, except for a held firing: `held` while it
+    /// waits, `released` once the hold ended and the firing went out (its
+    /// own row follows), `cleared` when the incident ended before it did.
+    status: &'static str,
+    /// When a held firing was released.
+    released_at: Option<Timestamp>,
     held: Option<String>,
     reason: Option<String>,
 }
 
+/// An incident's notices as the page lists them. The outbox keeps a held
+/// firing as a record of its own (`…:held`) that never changes; what became
+/// of it is read from the rows after it, so the list says whether the
+/// notice is still held or was sent in the end.
+fn notice_views(rows: Vec<notices::NoticeStatusRow>, resolved: bool) -> Vec<NoticeView> {
+    let released_at = rows
+        .iter()
+        .find(|n| n.kind == "firing" && n.held.is_none())
+        .map(|n| Timestamp(n.at_ms));
+    rows.into_iter()
+        .map(|n| {
+            let (status, released) = match n.status.as_str() {
+                "held" => match released_at {
+                    Some(at) => ("released", Some(at)),
+                    None if resolved => ("cleared", None),
+                    None => ("held", None),
+                },
+                "sent" => ("sent", None),
+                "failed" => ("failed", None),
+                _ => ("pending", None),
+            };
+            NoticeView {
+                kind: n.kind,
+                at: Timestamp(n.at_ms),
+                status,
+                released_at: released,
+                held: n.held,
+                reason: n.reason,
+            }
+        })
+        .collect()
+}
+
+/// An incident with every notice it produced, sent or held.
 #[derive(Serialize)]
-struct IncidentView {
-    incident_id: String,
-    rule: String,
-    state: String,
-    cause: Option<String>,
-    condition: String,
-    held: Option<String>,
-    since: Timestamp,
-    opened_at: Timestamp,
-    resolved_at: Option<Timestamp>,
-    duration_ms: Option<i64>,
+struct IncidentWithNotices {
+    #[serde(flatten)]
+    incident: IncidentView,
     notices: Vec<NoticeView>,
 }
 
@@ -210,28 +251,12 @@ async fn render(ui: &Ui, sync_id: &str, q: SyncQuery) -> Result<Response, UiErro
     }
     let mut incidents = Vec::with_capacity(incident_rows.len());
     for i in incident_rows {
-        let notices = notices::for_incident(pool, &i.incident_id)
-            .await?
-            .into_iter()
-            .map(|n| NoticeView {
-                kind: n.kind,
-                at: Timestamp(n.at_ms),
-                status: n.status,
-                held: n.held,
-                reason: n.reason,
-            })
-            .collect();
-        incidents.push(IncidentView {
-            duration_ms: i.resolved_ms.map(|r| r - i.since_ms),
-            incident_id: i.incident_id,
-            rule: i.rule,
-            state: i.state,
-            cause: i.cause,
-            condition: i.condition,
-            held: i.held,
-            since: Timestamp(i.since_ms),
-            opened_at: Timestamp(i.opened_ms),
-            resolved_at: i.resolved_ms.map(Timestamp),
+        let notices = notice_views(
+            notices::for_incident(pool, &i.incident_id).await?,
+            i.resolved_ms.is_some(),
+        );
+        incidents.push(IncidentWithNotices {
+            incident: IncidentView::new(i, now),
             notices,
         });
     }

@@ -623,3 +623,111 @@ async fn a_hostile_run_id_is_escaped_in_text_and_encoded_in_links() {
         "{run_page}"
     );
 }
+
+async fn post_runs(app: &TestApp, runs: Value) {
+    let (status, body) = app.post_json("/v1/runs", &runs).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// The state badge of `href`'s row on the fleet page.
+fn fleet_state<'a>(html: &'a str, href: &str) -> &'a str {
+    let at = html
+        .find(&format!("href=\"{href}\""))
+        .unwrap_or_else(|| panic!("{href} is listed: {html}"));
+    let row = html[..at].rfind("<tr class=\"row-").expect("its row") + "<tr class=\"row-".len();
+    let end = html[row..].find('"').expect("the class ends");
+    &html[row..row + end]
+}
+
+/// The part of the sync page between two headings.
+fn section<'a>(html: &'a str, from: &str, to: &str) -> &'a str {
+    let rest = html.split(from).nth(1).unwrap_or_default();
+    rest.split(to).next().unwrap_or_default()
+}
+
+/// SPEC §3.5 on the pages: while `dbt:marts/core` fires, the firing notice
+/// of `census:42` is held and every page says so; when the upstream
+/// recovers the notice goes out and the pages say it was released. An
+/// upstream that fires after the downstream's notice went out holds nothing
+/// (the `census:1000` case of `fleet-30d`): the sync is firing, not held.
+#[tokio::test]
+async fn a_downstream_sync_shows_held_while_its_upstream_fires_and_released_after() {
+    let app = spawn_with(Opts {
+        rules: Some(RULES.into()),
+        ..Opts::default()
+    })
+    .await;
+    let up = "dbt:marts/core";
+    post_runs(
+        &app,
+        json!([
+            run(up, "m/1", "failed", &minutes_from_now(-100)),
+            run(up, "m/2", "failed", &minutes_from_now(-95)),
+            run("census:42", "r1", "failed", &minutes_from_now(-90)),
+            run("census:42", "r2", "failed", &minutes_from_now(-85)),
+        ]),
+    )
+    .await;
+
+    let (_, _, fleet) = page(&app, "/").await;
+    assert_eq!(fleet_state(&fleet, "/syncs/census:42"), "held");
+    assert_eq!(fleet_state(&fleet, "/syncs/dbt:marts%2Fcore"), "firing");
+    let (_, _, html) = page(&app, "/syncs/census%3A42").await;
+    let alerts = section(&html, "<h2>Alerts</h2>", "<h2>Upstream</h2>");
+    assert!(alerts.contains("badge s-held"), "{alerts}");
+    assert!(alerts.contains("held: inhibited"), "{alerts}");
+    let incidents = section(&html, "<h2>Incidents</h2>", "<h2>Runs");
+    assert!(incidents.contains("held: inhibited"), "{incidents}");
+    assert!(
+        incidents.contains("badge s-held\">held<") && incidents.contains("inhibited: dbt:marts"),
+        "the held firing names its upstream: {incidents}"
+    );
+    assert!(!incidents.contains("s-pending") && !incidents.contains("s-sent"));
+
+    // The upstream recovers: the held firing goes out at that instant.
+    post_runs(
+        &app,
+        json!([run(up, "m/3", "success", &minutes_from_now(-80))]),
+    )
+    .await;
+    let (_, _, fleet) = page(&app, "/").await;
+    assert_eq!(fleet_state(&fleet, "/syncs/census:42"), "firing");
+    assert_eq!(fleet_state(&fleet, "/syncs/dbt:marts%2Fcore"), "ok");
+    let (_, _, html) = page(&app, "/syncs/census%3A42").await;
+    let alerts = section(&html, "<h2>Alerts</h2>", "<h2>Upstream</h2>");
+    assert!(
+        alerts.contains("badge s-firing") && !alerts.contains("held:"),
+        "{alerts}"
+    );
+    let incidents = section(&html, "<h2>Incidents</h2>", "<h2>Runs");
+    assert!(!incidents.contains("held: inhibited"), "{incidents}");
+    assert!(
+        incidents.contains("badge s-released\">released<") && incidents.contains("was held"),
+        "the held record says it was released: {incidents}"
+    );
+    assert!(
+        !incidents.contains("badge s-held\">held<"),
+        "nothing is held any more: {incidents}"
+    );
+    assert!(
+        incidents.contains("s-pending") || incidents.contains("s-sent"),
+        "the released firing is a notice of its own: {incidents}"
+    );
+
+    // The upstream breaks again after the downstream's firing went out:
+    // nothing of census:42 waits, so it shows firing and no hold.
+    post_runs(
+        &app,
+        json!([
+            run(up, "m/4", "failed", &minutes_from_now(-70)),
+            run(up, "m/5", "failed", &minutes_from_now(-65)),
+        ]),
+    )
+    .await;
+    let (_, _, fleet) = page(&app, "/").await;
+    assert_eq!(fleet_state(&fleet, "/syncs/dbt:marts%2Fcore"), "firing");
+    assert_eq!(fleet_state(&fleet, "/syncs/census:42"), "firing");
+    let (_, _, html) = page(&app, "/syncs/census%3A42").await;
+    let alerts = section(&html, "<h2>Alerts</h2>", "<h2>Upstream</h2>");
+    assert!(!alerts.contains("held:"), "{alerts}");
+}

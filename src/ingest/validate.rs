@@ -228,14 +228,18 @@ impl<'de> serde::de::Visitor<'de> for StrictValue {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut obj = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if obj.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "duplicate key {:?}",
-                    clip(&key, 100)
-                )));
+            // One search of the map per key: the vacant entry takes the value.
+            match obj.entry(key) {
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate key {:?}",
+                        clip(e.key(), 100)
+                    )));
+                }
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(map.next_value_seed(StrictValue)?);
+                }
             }
-            let v = map.next_value_seed(StrictValue)?;
-            obj.insert(key, v);
         }
         Ok(Value::Object(obj))
     }

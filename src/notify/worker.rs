@@ -10,7 +10,7 @@
 //! Retry-After); permanent ones are recorded with the reason, never retried,
 //! and never block the next notice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ use crate::store::{Store, StoreError};
 
 /// Most notices put in one grouped message.
 const MAX_GROUP: i64 = 100;
+/// Most due deliveries taken from the queue in one read.
+const CLAIM: i64 = 64;
 /// Longest idle sleep: new work normally wakes the worker at once through
 /// the writer's signal; this only bounds the damage of a missed wake-up.
 const IDLE: Duration = Duration::from_secs(5);
@@ -98,27 +100,53 @@ enum Step {
     RateLimited(Duration),
 }
 
-/// One attempt: the oldest due delivery of the channel, with the rest of
-/// its group.
+/// One round: up to [`CLAIM`] due deliveries of the channel (the oldest
+/// unfinished one of each alert, in notice order), each sent with the rest
+/// of its group. One queue read serves the whole round: only this task
+/// changes the channel's rows, and the writer only adds newer ones, which
+/// never come before a delivery already read, so each row read is still
+/// the oldest unfinished of its alert when its turn comes; a row that went
+/// out with an earlier group of the round is skipped.
 async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
-    let now = Timestamp::now();
-    let reader = outbox.store.reader();
-    let mut due = deliveries::due(reader, channel, now, 1).await?;
-    let Some(first) = due.pop() else {
+    let due = deliveries::due(outbox.store.reader(), channel, Timestamp::now(), CLAIM).await?;
+    if due.is_empty() {
         return Ok(Step::Idle);
-    };
-    if let Err(wait) = outbox.channels.check_rate(channel) {
-        tracing::debug!(%channel, ?wait, "outbox: channel rate limit reached; notices queue");
-        return Ok(Step::RateLimited(wait.max(Duration::from_millis(10))));
     }
+    let mut done: HashSet<i64> = HashSet::new();
+    for first in due {
+        if done.contains(&first.id) {
+            continue;
+        }
+        if let Err(wait) = outbox.channels.check_rate(channel) {
+            tracing::debug!(%channel, ?wait, "outbox: channel rate limit reached; notices queue");
+            return Ok(Step::RateLimited(wait.max(Duration::from_millis(10))));
+        }
+        attempt(outbox, channel, first, &mut done).await?;
+    }
+    Ok(Step::Worked)
+}
+
+/// One attempt: `first` with the rest of its group; every delivery it
+/// settles goes into `done`.
+async fn attempt(
+    outbox: &Outbox,
+    channel: &str,
+    first: deliveries::Due,
+    done: &mut HashSet<i64>,
+) -> Result<(), StoreError> {
+    let reader = outbox.store.reader();
+    // A notice of a rule without `group_by` is a group of its own (its
+    // group key is its notice key, unique in the outbox): nothing to look up.
+    let alone = first.group_key == first.notice_key;
     let mut batch = vec![first.clone()];
-    if first.attempts == 0 {
+    if first.attempts == 0 && !alone {
         for d in deliveries::group_pending(reader, channel, &first.group_key, MAX_GROUP).await? {
-            if d.id != first.id {
+            if d.id != first.id && !done.contains(&d.id) {
                 batch.push(d);
             }
         }
     }
+    done.extend(batch.iter().map(|d| d.id));
 
     let rules = outbox.rules.borrow().clone();
     let mut ctxs: Vec<NoticeContext> = Vec::with_capacity(batch.len());
@@ -144,7 +172,7 @@ async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
         .filter(|id| !undecodable.iter().any(|(u, _)| u == id))
         .collect();
     if ids.is_empty() {
-        return Ok(Step::Worked);
+        return Ok(());
     }
     let keys: Vec<String> = ctxs.iter().map(|c| c.key.clone()).collect();
     deliveries::mark_sending(writer, &ids, &crate::notify::email::message_id(&keys)).await?;
@@ -178,7 +206,7 @@ async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
             });
         }
     }
-    Ok(Step::Worked)
+    Ok(())
 }
 
 /// Exponential backoff with full jitter on the upper half:

@@ -73,25 +73,39 @@ pub struct Due {
     pub body: String,
 }
 
+/// The oldest due delivery of each alert. `status IN ('pending', 'sending')`
+/// is spelled as in the partial index `deliveries_unfinished` (migration
+/// 0006), which SQLite then walks in notice order: only unfinished rows,
+/// never the sent history (a test holds the plan).
+const DUE_SQL: &str = "SELECT d.id, d.notice_id, n.notice_key, d.channel, d.rule, \
+     d.sync_id, d.group_key, d.attempts, d.due_ms, n.body \
+     FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+     WHERE d.channel = ? AND d.status IN ('pending', 'sending') AND d.next_attempt_ms <= ? \
+       AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.channel = d.channel \
+           AND e.rule = d.rule AND e.sync_id = d.sync_id \
+           AND e.status IN ('pending', 'sending') AND e.notice_id < d.notice_id) \
+     ORDER BY d.notice_id LIMIT ?";
+
+/// A group's never-attempted deliveries, through `deliveries_by_group`.
+const GROUP_PENDING_SQL: &str = "SELECT d.id, d.notice_id, n.notice_key, d.channel, d.rule, \
+     d.sync_id, d.group_key, d.attempts, d.due_ms, n.body \
+     FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+     WHERE d.channel = ? AND d.group_key = ? AND d.status = 'pending' AND d.attempts = 0 \
+       AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.channel = d.channel \
+           AND e.rule = d.rule AND e.sync_id = d.sync_id \
+           AND e.status IN ('pending', 'sending') AND e.notice_id < d.notice_id) \
+     ORDER BY d.notice_id LIMIT ?";
+
 /// The deliveries of `channel` that may be attempted at `now`: for each
 /// alert only its oldest unfinished delivery (notices of one alert go out
 /// in order, so a later one waits while an earlier one is retried).
 pub async fn due(pool: &SqlitePool, channel: &str, now: Timestamp, limit: i64) -> Result<Vec<Due>> {
-    Ok(sqlx::query_as(
-        "SELECT d.id, d.notice_id, n.notice_key, d.channel, d.rule, d.sync_id, d.group_key, \
-         d.attempts, d.due_ms, n.body \
-         FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-         WHERE d.channel = ? AND d.status IN ('pending', 'sending') AND d.next_attempt_ms <= ? \
-           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.channel = d.channel \
-               AND e.rule = d.rule AND e.sync_id = d.sync_id \
-               AND e.status IN ('pending', 'sending') AND e.notice_id < d.notice_id) \
-         ORDER BY d.notice_id LIMIT ?",
-    )
-    .bind(channel)
-    .bind(now.0)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(DUE_SQL)
+        .bind(channel)
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Deliveries of `channel` in `group_key` that were never attempted, due
@@ -104,21 +118,12 @@ pub async fn group_pending(
     group_key: &str,
     limit: i64,
 ) -> Result<Vec<Due>> {
-    Ok(sqlx::query_as(
-        "SELECT d.id, d.notice_id, n.notice_key, d.channel, d.rule, d.sync_id, d.group_key, \
-         d.attempts, d.due_ms, n.body \
-         FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-         WHERE d.channel = ? AND d.group_key = ? AND d.status = 'pending' AND d.attempts = 0 \
-           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.channel = d.channel \
-               AND e.rule = d.rule AND e.sync_id = d.sync_id \
-               AND e.status IN ('pending', 'sending') AND e.notice_id < d.notice_id) \
-         ORDER BY d.notice_id LIMIT ?",
-    )
-    .bind(channel)
-    .bind(group_key)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(GROUP_PENDING_SQL)
+        .bind(channel)
+        .bind(group_key)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// The earliest time any unfinished delivery of `channel` may be tried.
@@ -254,4 +259,67 @@ pub async fn depth(pool: &SqlitePool) -> Result<(i64, Option<i64>)> {
     )
     .fetch_one(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of a statement, one `detail` per line.
+    async fn plan(pool: &SqlitePool, sql: &str, binds: &[&str]) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let rows = q.fetch_all(pool).await.expect("plan");
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_queue_reads_search_unfinished_rows_and_never_scan_deliveries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = super::super::Store::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .expect("store");
+        // A queue with a long sent history and a backlog, with statistics
+        // (`PRAGMA optimize` runs ANALYZE on such tables).
+        sqlx::query(
+            "WITH RECURSIVE c (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000) \
+             INSERT INTO notices (id, notice_key, incident_id, kind, seq, rule, sync_id, at_ms, \
+               status, body, created_ms) \
+             SELECT i, 'k' || i, 'i' || i, 'firing', 1, 'r', 's' || i, 1, 'pending', '{}', 1 \
+             FROM c",
+        )
+        .execute(store.writer())
+        .await
+        .expect("notices");
+        sqlx::query(
+            "INSERT INTO deliveries (notice_id, channel, rule, sync_id, group_key, status, \
+               due_ms, next_attempt_ms) \
+             SELECT id, 'email:x', rule, sync_id, notice_key, \
+               CASE WHEN id <= 2000 THEN 'sent' ELSE 'pending' END, 1, 1 FROM notices",
+        )
+        .execute(store.writer())
+        .await
+        .expect("deliveries");
+        sqlx::query("ANALYZE")
+            .execute(store.writer())
+            .await
+            .expect("analyze");
+        let due = plan(store.reader(), DUE_SQL, &["email:x", "0", "1"]).await;
+        assert!(
+            due.contains("SEARCH d USING INDEX deliveries_unfinished"),
+            "{due}"
+        );
+        let group = plan(store.reader(), GROUP_PENDING_SQL, &["email:x", "g", "100"]).await;
+        assert!(
+            group.contains("SEARCH d USING INDEX deliveries_by_group"),
+            "{group}"
+        );
+        for p in [&due, &group] {
+            assert!(!p.contains("SCAN d"), "{p}");
+        }
+        store.close().await;
+    }
 }

@@ -26,7 +26,7 @@ const HOUR_SLOTS: usize = 26;
 /// Daily slots: today and the six days before, plus one.
 const DAY_SLOTS: usize = 8;
 /// Counters per slot, in the order of [`Totals`].
-const COUNTERS: usize = 8;
+pub(super) const COUNTERS: usize = 8;
 const SLOT_BYTES: usize = (1 + COUNTERS) * 8;
 
 /// The UTC day an instant falls in, as the unix ms of its midnight.
@@ -34,7 +34,8 @@ pub fn day_of(t: Timestamp) -> i64 {
     t.0.div_euclid(DAY_MS) * DAY_MS
 }
 
-fn hour_of(t: Timestamp) -> i64 {
+/// The UTC hour an instant falls in, as the unix ms of its start.
+pub(super) fn hour_of(t: Timestamp) -> i64 {
     t.0.div_euclid(HOUR_MS) * HOUR_MS
 }
 
@@ -157,7 +158,9 @@ fn totals<'a>(slots: impl Iterator<Item = &'a Slot>) -> Totals {
     t
 }
 
-fn counters(r: &Run) -> [i64; COUNTERS] {
+/// What one run adds to its bucket, in the order of [`Totals`] (and of
+/// the `sync_hourly` columns).
+pub(super) fn counters(r: &Run) -> [i64; COUNTERS] {
     let status = |s: RunStatus| i64::from(r.status == s);
     [
         1,

@@ -213,33 +213,16 @@ pub async fn insert(tx: &mut WriteTx, runs: &[NewRun<'_>], cap: usize) -> Result
 
 /// Adds finished runs to the hourly rollups of their syncs.
 pub async fn add_to_rollups(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
-    #[derive(Default)]
-    struct Delta {
-        runs: i64,
-        success: i64,
-        failed_runs: i64,
-        cancelled: i64,
-        processed: i64,
-        succeeded: i64,
-        failed: i64,
-        invalid: i64,
-    }
-    let mut deltas: BTreeMap<(&str, i64), Delta> = BTreeMap::new();
+    use super::rollups::{COUNTERS, counters, hour_of};
+    let mut deltas: BTreeMap<(&str, i64), [i64; COUNTERS]> = BTreeMap::new();
     for r in runs {
         let Some(fin) = r.finished_at else { continue };
-        let hour = fin.0.div_euclid(3_600_000) * 3_600_000;
-        let d = deltas.entry((r.sync_id.as_str(), hour)).or_default();
-        d.runs += 1;
-        match r.status {
-            RunStatus::Success => d.success += 1,
-            RunStatus::Failed => d.failed_runs += 1,
-            RunStatus::Cancelled => d.cancelled += 1,
-            RunStatus::Running => {}
+        let d = deltas
+            .entry((r.sync_id.as_str(), hour_of(fin)))
+            .or_default();
+        for (sum, c) in d.iter_mut().zip(counters(r)) {
+            *sum += c;
         }
-        d.processed += r.records.processed.unwrap_or(0) as i64;
-        d.succeeded += r.records.succeeded.unwrap_or(0) as i64;
-        d.failed += r.records.failed.unwrap_or(0) as i64;
-        d.invalid += r.records.invalid.unwrap_or(0) as i64;
     }
     let rows: Vec<_> = deltas.into_iter().collect();
     for chunk in rows.chunks(MAX_PARAMS / 10) {
@@ -248,16 +231,10 @@ pub async fn add_to_rollups(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
              runs_cancelled, processed, succeeded, failed, invalid) ",
         );
         qb.push_values(chunk, |mut b, ((s, h), d)| {
-            b.push_bind(*s)
-                .push_bind(*h)
-                .push_bind(d.runs)
-                .push_bind(d.success)
-                .push_bind(d.failed_runs)
-                .push_bind(d.cancelled)
-                .push_bind(d.processed)
-                .push_bind(d.succeeded)
-                .push_bind(d.failed)
-                .push_bind(d.invalid);
+            b.push_bind(*s).push_bind(*h);
+            for c in d {
+                b.push_bind(*c);
+            }
         });
         qb.push(
             " ON CONFLICT (sync_id, hour_ms) DO UPDATE SET runs = runs + excluded.runs, \

@@ -94,33 +94,29 @@ pub fn signature(message: &str) -> String {
     // a plain message costs a few scans instead of six regex passes; the
     // result is the same as running every pass (see `reference_signature`
     // in the tests, which does, and the property test holding them equal).
-    let bytes = message.as_bytes();
     // Quotes first: a quoted value is replaced whole, whatever it contains.
-    let s: Cow<'_, str> = if memchr2(b'"', b'\'', bytes) {
+    let mut s: Cow<'_, str> = if message.contains(['"', '\'']) {
         Cow::Owned(replace_quoted(message))
     } else {
         Cow::Borrowed(message)
     };
-    let s = if contains(s.as_bytes(), b"://") {
-        into_owned_if_changed(&s, URL.replace_all(&s, "<url>"))
-    } else {
-        s
-    };
-    let s = if s.as_bytes().contains(&b'@') {
-        into_owned_if_changed(&s, EMAIL.replace_all(&s, "<email>"))
-    } else {
-        s
-    };
-    let s = if s.as_bytes().contains(&b'-') {
-        into_owned_if_changed(&s, UUID.replace_all(&s, "<uuid>"))
-    } else {
-        s
-    };
-    let s = if contains(s.as_bytes(), b"0x") || contains(s.as_bytes(), b"0X") {
-        into_owned_if_changed(&s, HEX_PREFIXED.replace_all(&s, "<id>"))
-    } else {
-        s
-    };
+    // Then each pass, in order, where its cheap test says it can match.
+    let guarded: [(fn(&str) -> bool, &Regex, &str); 4] = [
+        (|s| s.contains("://"), &URL, "<url>"),
+        (|s| s.contains('@'), &EMAIL, "<email>"),
+        (|s| s.contains('-'), &UUID, "<uuid>"),
+        (
+            |s| s.contains("0x") || s.contains("0X"),
+            &HEX_PREFIXED,
+            "<id>",
+        ),
+    ];
+    for (may_match, pass, with) in guarded {
+        if may_match(&s) {
+            let next = into_owned_if_changed(&s, pass.replace_all(&s, with));
+            s = next;
+        }
+    }
     // A token changes only when it holds a digit.
     let s = if s.as_bytes().iter().any(u8::is_ascii_digit) {
         Cow::Owned(replace_tokens(&s))
@@ -129,12 +125,8 @@ pub fn signature(message: &str) -> String {
     };
     // `\s+` → " " changes nothing in ASCII text whose only whitespace is
     // single spaces; anything else (tabs, runs, non-ASCII) takes the regex.
-    let plain_spacing = s.is_ascii()
-        && !s.as_bytes().windows(2).any(|w| w == b"  ")
-        && !s
-            .as_bytes()
-            .iter()
-            .any(|b| matches!(b, b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'));
+    let plain_spacing =
+        s.is_ascii() && !s.contains("  ") && !s.contains(['\t', '\n', '\r', '\x0b', '\x0c']);
     let s = if plain_spacing {
         s
     } else {
@@ -150,14 +142,6 @@ fn into_owned_if_changed<'a>(before: &Cow<'a, str>, after: Cow<'_, str>) -> Cow<
         Cow::Borrowed(_) => before.clone(),
         Cow::Owned(s) => Cow::Owned(s),
     }
-}
-
-fn memchr2(a: u8, b: u8, haystack: &[u8]) -> bool {
-    haystack.iter().any(|&c| c == a || c == b)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The `TOKEN` pass by hand: the same leftmost-first matches of

@@ -77,26 +77,7 @@ fn main() {
     support::wait_ready(&server);
     let gen_ = RunGen::new(SYNCS);
     let seeded = Instant::now();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        let url = server.url("/v1/runs");
-        for b in 0..SYNCS / 100 {
-            let mut body = String::from("[");
-            for i in 0..100 {
-                let n = b * 100 + i;
-                if i > 0 {
-                    body.push(',');
-                }
-                // n % 50 == 7 is the generator's failed run: shift each run
-                // onto one, keeping its own sync id.
-                let mut run = String::new();
-                gen_.push_json(n, &mut run);
-                body.push_str(&run.replace("\"status\":\"success\"", "\"status\":\"failed\""));
-            }
-            body.push(']');
-            support::post_runs(&http, &url, body).await;
-        }
-    });
+    rt.block_on(support::post_failing_runs(&server, &gen_, SYNCS));
     let posted = seeded.elapsed();
     let (firing, pending) = rt.block_on(wait_outbox(&db, Duration::from_secs(30)));
     report.line(format!(
@@ -219,12 +200,9 @@ async fn seed_runs(db: &Path, gen_: &RunGen) {
                     .push_bind(format!("hist-{n}"))
                     .push_bind("success")
                     .push_bind(fin)
-                    .push_bind(fin - 60_000)
-                    .push_bind(1000_i64)
-                    .push_bind(995_i64)
-                    .push_bind(5_i64)
-                    .push_bind(0_i64)
-                    .push_bind(None::<String>)
+                    .push_bind(fin - 60_000);
+                support::push_record_counts(&mut q);
+                q.push_bind(None::<String>)
                     .push_bind(None::<String>)
                     .push_bind(None::<String>)
                     .push_bind("census")

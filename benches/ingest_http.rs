@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::{QueryBuilder, Sqlite};
-use support::{ERRORS_PER_RUN, Report, RunGen, percentile};
+use support::{ERRORS_PER_RUN, RunGen, percentile};
 
 const SYNCS: u64 = 1000;
 const BATCH: usize = 100;
@@ -39,13 +39,7 @@ const WARMUP: Duration = Duration::from_secs(1);
 const BOUND_BATCHES: u64 = 2_000;
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut report = Report::new("ingest_http");
-    report.line(format!("machine: {}", support::machine()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (mut report, rt) = support::start("ingest_http");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -63,7 +57,14 @@ fn main() {
         support::cpu_seconds(server.pid()),
         next.load(Ordering::Relaxed),
     );
-    let (runs_s, lat) = rt.block_on(batched(&server, gen_.clone(), next.clone()));
+    let (runs_s, lat) = rt.block_on(load(
+        &server,
+        gen_.clone(),
+        next.clone(),
+        BATCH_CONNECTIONS,
+        BATCH,
+        "batched",
+    ));
     let (cpu1, n1) = (
         support::cpu_seconds(server.pid()),
         next.load(Ordering::Relaxed),
@@ -83,7 +84,14 @@ fn main() {
     ));
 
     // 2. Single runs.
-    let (req_s, lat) = rt.block_on(single(&server, gen_.clone(), next.clone()));
+    let (req_s, lat) = rt.block_on(load(
+        &server,
+        gen_.clone(),
+        next.clone(),
+        SINGLE_CONNECTIONS,
+        1,
+        "single",
+    ));
     report.line(format!(
         "single (reqwest): {SINGLE_CONNECTIONS} keep-alive connections × 1 run: {req_s:.0} req/s, \
          p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target ≥ 5,000/s, p99 ≤ 20 ms)",
@@ -176,10 +184,16 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-async fn batched(
+/// `connections` keep-alive connections POST for `WARMUP` + `PHASE`, each
+/// request `per_request` runs: a bare run when 1, else a JSON array. Returns
+/// runs/s over `PHASE` and the sorted latencies (ms) of the requests in it.
+async fn load(
     server: &support::Server,
     gen_: Arc<RunGen>,
     next: Arc<AtomicU64>,
+    connections: usize,
+    per_request: usize,
+    name: &'static str,
 ) -> (f64, Vec<f64>) {
     let http = client();
     let url = server.url("/v1/runs");
@@ -188,7 +202,7 @@ async fn batched(
     let end = measure_from + PHASE;
     let counted = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..BATCH_CONNECTIONS {
+    for _ in 0..connections {
         let (http, url, gen_, next, counted) = (
             http.clone(),
             url.clone(),
@@ -198,13 +212,19 @@ async fn batched(
         );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut single = String::with_capacity(1024);
             loop {
-                let now = Instant::now();
-                if now >= end {
+                if Instant::now() >= end {
                     break;
                 }
-                let first = next.fetch_add(BATCH as u64, Ordering::Relaxed);
-                let body = gen_.batch_json(first, BATCH);
+                let first = next.fetch_add(per_request as u64, Ordering::Relaxed);
+                let body = if per_request == 1 {
+                    single.clear();
+                    gen_.push_json(first, &mut single);
+                    single.clone()
+                } else {
+                    gen_.batch_json(first, per_request)
+                };
                 let t0 = Instant::now();
                 let resp = http
                     .post(&url)
@@ -215,11 +235,11 @@ async fn batched(
                     .expect("post");
                 let status = resp.status();
                 let _ = resp.bytes().await;
-                assert_eq!(status, 202, "batched ingest answered {status}");
+                assert_eq!(status, 202, "{name} ingest answered {status}");
                 let done = Instant::now();
                 if t0 >= measure_from && done <= end {
                     lat.push(done.duration_since(t0).as_secs_f64() * 1e3);
-                    counted.fetch_add(BATCH as u64, Ordering::Relaxed);
+                    counted.fetch_add(per_request as u64, Ordering::Relaxed);
                 }
             }
             lat
@@ -234,72 +254,8 @@ async fn batched(
     (runs / PHASE.as_secs_f64(), lat)
 }
 
-async fn single(
-    server: &support::Server,
-    gen_: Arc<RunGen>,
-    next: Arc<AtomicU64>,
-) -> (f64, Vec<f64>) {
-    let http = client();
-    let url = server.url("/v1/runs");
-    let start = Instant::now();
-    let measure_from = start + WARMUP;
-    let end = measure_from + PHASE;
-    let counted = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..SINGLE_CONNECTIONS {
-        let (http, url, gen_, next, counted) = (
-            http.clone(),
-            url.clone(),
-            gen_.clone(),
-            next.clone(),
-            counted.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut body = String::with_capacity(1024);
-            loop {
-                if Instant::now() >= end {
-                    break;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                body.clear();
-                gen_.push_json(n, &mut body);
-                let t0 = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("post");
-                let status = resp.status();
-                let _ = resp.bytes().await;
-                assert_eq!(status, 202, "single ingest answered {status}");
-                let done = Instant::now();
-                if t0 >= measure_from && done <= end {
-                    lat.push(done.duration_since(t0).as_secs_f64() * 1e3);
-                    counted.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("task"));
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    (
-        counted.load(Ordering::Relaxed) as f64 / PHASE.as_secs_f64(),
-        lat,
-    )
-}
-
 async fn count_runs(db: &Path) -> i64 {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true);
-    let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+    let pool = support::open_db(db, true).await;
     let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs")
         .fetch_one(&pool)
         .await
@@ -484,6 +440,8 @@ fn alertmanager(dir: &Path) -> Option<(f64, f64)> {
 /// Inserts `BOUND_BATCHES` batches of the generator's rows straight into a
 /// fresh database (the crate's schema), one transaction per batch: runs
 /// with their ids back, their record errors, and the hourly rollups.
+/// Hand-written SQL on purpose, not `store::runs`: the bound is what
+/// SQLite alone allows, which the store's own path is compared against.
 async fn bound(dir: &Path, gen_: &RunGen) -> f64 {
     let path = dir.join("bound.db");
     let store = syncwarden::store::Store::open(&path.display().to_string())
@@ -507,12 +465,9 @@ async fn bound(dir: &Path, gen_: &RunGen) -> f64 {
                 .push_bind(format!("run-{n}"))
                 .push_bind(if failed { "failed" } else { "success" })
                 .push_bind(fin)
-                .push_bind(fin - 60_000)
-                .push_bind(1000_i64)
-                .push_bind(995_i64)
-                .push_bind(5_i64)
-                .push_bind(0_i64)
-                .push_bind(failed.then_some("DEST_TIMEOUT"))
+                .push_bind(fin - 60_000);
+            support::push_record_counts(&mut q);
+            q.push_bind(failed.then_some("DEST_TIMEOUT"))
                 .push_bind(failed.then_some("destination timed out after 30s"))
                 .push_bind(None::<String>)
                 .push_bind("census")
@@ -561,11 +516,8 @@ async fn bound(dir: &Path, gen_: &RunGen) -> f64 {
                 .push_bind(1_i64)
                 .push_bind(1 - failed)
                 .push_bind(failed)
-                .push_bind(0_i64)
-                .push_bind(1000_i64)
-                .push_bind(995_i64)
-                .push_bind(5_i64)
                 .push_bind(0_i64);
+            support::push_record_counts(&mut q);
         });
         qb.push(
             " ON CONFLICT (sync_id, hour_ms) DO UPDATE SET runs = runs + excluded.runs, \

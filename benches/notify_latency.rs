@@ -5,54 +5,15 @@
 //! `cargo bench --bench notify_latency` (needs python3 with aiosmtpd).
 //! Prints the figures; `BENCHMARKS.md` records them.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::{Sink, percentile};
 use syncwarden::app::App;
 use syncwarden::config::Config;
 
 const SAMPLES: usize = 300;
-
-struct Sink {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sink() -> Sink {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/smtp_sink.py"
-        ))
-        .arg(port.to_string())
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 with aiosmtpd");
-    let start = Instant::now();
-    while !dir.path().join("ready").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "SMTP sink did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Sink { child, dir, port }
-}
 
 fn received(sink: &Sink) -> Vec<u128> {
     std::fs::read_to_string(sink.dir.path().join("received.log"))
@@ -69,16 +30,11 @@ fn now_ns() -> u128 {
         .unwrap_or_default()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let sink = start_sink();
+        let sink = support::start_sink();
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("rules")).expect("rules dir");
         std::fs::write(

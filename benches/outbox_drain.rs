@@ -18,61 +18,16 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Report, RunGen};
-
-struct Sink {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sink() -> Sink {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = support::free_port();
-    let child = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/smtp_sink.py"
-        ))
-        .arg(port.to_string())
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 with aiosmtpd");
-    let start = Instant::now();
-    while !dir.path().join("ready").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "SMTP sink did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Sink { child, dir, port }
-}
+use support::RunGen;
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let syncs: u64 = std::env::var("SYNCWARDEN_DRAIN_SYNCS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
-    let mut report = Report::new("outbox_drain");
-    report.line(format!("machine: {}", support::machine()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (mut report, rt) = support::start("outbox_drain");
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).expect("rules dir");
@@ -103,31 +58,7 @@ fn main() {
     let server = support::spawn(&config, port);
     support::wait_ready(&server);
     let gen_ = RunGen::new(syncs);
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        let url = server.url("/v1/runs");
-        for b in 0..syncs.div_ceil(100) {
-            let mut body = String::from("[");
-            for i in 0..100.min(syncs - b * 100) {
-                let n = b * 100 + i;
-                if i > 0 {
-                    body.push(',');
-                }
-                let mut run = String::new();
-                gen_.push_json(n, &mut run);
-                body.push_str(&run.replace("\"status\":\"success\"", "\"status\":\"failed\""));
-            }
-            body.push(']');
-            let resp = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(resp.status(), 202);
-        }
-    });
+    rt.block_on(support::post_failing_runs(&server, &gen_, syncs));
     std::thread::sleep(Duration::from_millis(500));
     server.stop();
     let backlog = rt.block_on(pending(&db));
@@ -142,7 +73,7 @@ fn main() {
     report.line(files);
 
     // 2b. Drain to a real SMTP server.
-    let sink = start_sink();
+    let sink = support::start_sink();
     let smtp = channel(&format!(
         "smtp_url = \"smtp://127.0.0.1:{}?tls=none\"\n",
         sink.port
@@ -200,10 +131,7 @@ fn drain(
 }
 
 async fn pending(db: &Path) -> i64 {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true);
-    let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+    let pool = support::open_db(db, true).await;
     let (n,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')")
             .fetch_one(&pool)

@@ -368,3 +368,77 @@ impl RunGen {
         s
     }
 }
+
+/// Posts one failing run for each of `syncs` syncs (the generator's runs,
+/// each turned into a failure, keeping its own sync id), in batches of 100.
+pub async fn post_failing_runs(server: &Server, gen_: &RunGen, syncs: u64) {
+    let http = reqwest::Client::new();
+    let url = server.url("/v1/runs");
+    for b in 0..syncs.div_ceil(100) {
+        let mut body = String::from("[");
+        for i in 0..100.min(syncs - b * 100) {
+            let n = b * 100 + i;
+            if i > 0 {
+                body.push(',');
+            }
+            // n % 50 == 7 is the generator's failed run: shift each run
+            // onto one, keeping its own sync id.
+            let mut run = String::new();
+            gen_.push_json(n, &mut run);
+            body.push_str(&run.replace("\"status\":\"success\"", "\"status\":\"failed\""));
+        }
+        body.push(']');
+        post_runs(&http, &url, body).await;
+    }
+}
+
+/// The record counts every generated run carries (processed, succeeded,
+/// failed, invalid), bound in that column order.
+pub fn push_record_counts(q: &mut sqlx::query_builder::Separated<'_, sqlx::Sqlite, &str>) {
+    q.push_bind(1000_i64)
+        .push_bind(995_i64)
+        .push_bind(5_i64)
+        .push_bind(0_i64);
+}
+
+/// A real SMTP server (aiosmtpd running `tests/support/smtp_sink.py`) on a
+/// free port, storing into `dir` (`mail/`, and `received.log` with the
+/// arrival time of each message); killed on drop.
+pub struct Sink {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a [`Sink`] and waits until it says it is ready.
+pub fn start_sink() -> Sink {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/smtp_sink.py"
+        ))
+        .arg(port.to_string())
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with aiosmtpd");
+    let start = Instant::now();
+    while !dir.path().join("ready").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "SMTP sink did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sink { child, dir, port }
+}

@@ -334,7 +334,7 @@ async fn login(
     };
     let cookie = format!(
         "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
-        encode_cookie(form.token.trim())
+        query_value(form.token.trim())
     );
     let mut resp = Redirect::to("/").into_response();
     match HeaderValue::from_str(&cookie) {
@@ -368,11 +368,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Cookie values may not hold `;`, `,`, spaces or quotes: tokens are
-/// percent-encoded into the cookie and decoded out of it.
-fn encode_cookie(s: &str) -> String {
-    utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
+/// percent-encoded into the cookie ([`query_value`]) and decoded out of it.
 fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
@@ -400,11 +396,6 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'[')
     .add(b']');
 
-/// Totals of a window as the pages show them.
-pub(crate) fn fleet_window(t: &crate::store::runs::Totals) -> fleet::Window {
-    t.into()
-}
-
 /// Percent-encodes one path segment (sync ids hold `/` and `:`).
 pub(crate) fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
@@ -421,7 +412,8 @@ pub(crate) fn run_href(sync_id: &str, run_id: &str) -> String {
     format!("/runs/{}/{}", seg(sync_id), seg(run_id))
 }
 
-/// Encodes a query-string value.
+/// Encodes a query-string value (or a cookie value): everything but ASCII
+/// letters and digits.
 pub(crate) fn query_value(s: &str) -> String {
     utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -20,6 +20,10 @@ const FUEL: u64 = 50_000_000;
 
 const BUILTIN: &[(&str, &str)] = &[
     ("_base.html", include_str!("../../templates/ui/_base.html")),
+    (
+        "_ui_parts.html",
+        include_str!("../../templates/ui/_ui_parts.html"),
+    ),
     ("fleet.html", include_str!("../../templates/ui/fleet.html")),
     ("sync.html", include_str!("../../templates/ui/sync.html")),
     ("run.html", include_str!("../../templates/ui/run.html")),

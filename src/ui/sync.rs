@@ -271,8 +271,8 @@ async fn render(ui: &Ui, sync_id: &str, q: SyncQuery) -> Result<Response, UiErro
     let owner = rules.sync(sync_id).and_then(|s| s.owner.clone());
     let upstream = neighbours(pool, rules.upstream_of(sync_id)).await?;
     let downstream = neighbours(pool, rules.downstream_of(sync_id)).await?;
-    let day = super::fleet_window(&day);
-    let week = super::fleet_window(&week);
+    let day = super::fleet::Window::from(&day);
+    let week = super::fleet::Window::from(&week);
     Ok(ui.render(
         "sync.html",
         minijinja::context! {

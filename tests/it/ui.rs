@@ -137,10 +137,17 @@ async fn the_sync_page_shows_runs_alerts_incidents_and_neighbours() {
         .expect("newest run link");
     let older = html.find("/runs/census:42/r:1").expect("older run link");
     assert!(newest < older);
-    assert!(html.contains("firing"), "the incident and its notice");
+    let incidents = section(&html, "<h2>Incidents</h2>", "<h2>Runs");
     assert!(
-        html.contains("sent") || html.contains("pending"),
-        "notice status"
+        incidents.contains("badge s-firing\">firing<"),
+        "the incident: {incidents}"
+    );
+    // Its firing notice, queued or already delivered by the outbox worker.
+    assert!(
+        incidents.contains("<b>firing</b>")
+            && (incidents.contains("badge s-pending\">pending<")
+                || incidents.contains("badge s-sent\">sent<")),
+        "the firing notice and its delivery status: {incidents}"
     );
     assert_no_raw_script(&html);
 

@@ -101,7 +101,7 @@ pub fn signature(message: &str) -> String {
         Cow::Borrowed(message)
     };
     // Then each pass, in order, where its cheap test says it can match.
-    let guarded: [(fn(&str) -> bool, &Regex, &str); 4] = [
+    let guarded: [GuardedPass; 4] = [
         (|s| s.contains("://"), &URL, "<url>"),
         (|s| s.contains('@'), &EMAIL, "<email>"),
         (|s| s.contains('-'), &UUID, "<uuid>"),
@@ -134,6 +134,10 @@ pub fn signature(message: &str) -> String {
     };
     cap_chars(s.trim(), MAX_SIGNATURE_CHARS)
 }
+
+/// A regex pass of [`signature`]: the cheap test that says it can match,
+/// the pattern, and what replaces a match.
+type GuardedPass = (fn(&str) -> bool, &'static Regex, &'static str);
 
 /// `after` (a regex result borrowing `before`, or a new string) as a value
 /// that no longer borrows it.

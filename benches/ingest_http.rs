@@ -452,7 +452,9 @@ async fn bound(dir: &Path, gen_: &RunGen) -> f64 {
     for b in 0..BOUND_BATCHES {
         let first = b * BATCH as u64;
         let ns: Vec<u64> = (first..first + BATCH as u64).collect();
-        let mut tx = store.begin().await.expect("begin");
+        let syncwarden::store::WriteTx::Sqlite(mut tx) = store.begin().await.expect("begin") else {
+            panic!("the raw-SQLite bound needs a SQLite store");
+        };
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO runs (sync_id, run_id, status, finished_ms, started_ms, processed, \
              succeeded, failed, invalid, error_code, error_message, url, source, labels, \

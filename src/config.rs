@@ -259,6 +259,11 @@ pub struct DeliveryConfig {
     pub retry_initial: std::time::Duration,
     #[serde(with = "humantime_serde_compat")]
     pub retry_max: std::time::Duration,
+    /// How long a replica's claim on a delivery it is sending lasts. If the
+    /// replica dies mid-send, another one retries the delivery once the
+    /// claim runs out; keep it above the slowest channel's `timeout`.
+    #[serde(with = "humantime_serde_compat")]
+    pub claim_lease: std::time::Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -266,6 +271,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             retry_initial: std::time::Duration::from_secs(2),
             retry_max: std::time::Duration::from_secs(600),
+            claim_lease: std::time::Duration::from_secs(120),
         }
     }
 }

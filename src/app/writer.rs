@@ -12,6 +12,13 @@
 //!   history is never re-read), and the database is its durable copy. If a
 //!   commit fails, the engine rolls back to its state before the batch, so
 //!   memory never runs ahead of the disk.
+//! * **Several replicas** (PostgreSQL). Each replica has its own writer; the
+//!   store's advisory lock lets one of them evaluate and commit at a time.
+//!   Under the lock the writer compares the database's generation with the
+//!   one its own last commit left: if another replica committed since, it
+//!   reloads the engine from the database before evaluating, exactly as at
+//!   start-up. So the replicas act as one writer, and a timer fires once:
+//!   the replica that gets the lock second finds it already handled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -194,6 +201,49 @@ pub struct Writer {
     /// The rules in force, published for the outbox worker and the API.
     rules_tx: tokio::sync::watch::Sender<Arc<RuleSet>>,
     clock: fn() -> Timestamp,
+    /// The shared database's generation that the engine reflects (`None` on
+    /// SQLite, or before the first transaction on PostgreSQL).
+    generation: Option<i64>,
+}
+
+/// How often a replica on a shared database looks for other replicas'
+/// commits while it has nothing to do, so timers of alerts another replica
+/// changed still fire on time.
+const SHARED_POLL: Duration = Duration::from_secs(1);
+
+/// What the engine is restored from.
+struct Loaded {
+    states: Vec<crate::evaluate::AlertState>,
+    silences: Vec<SilenceRow>,
+    last_evaluated: HashMap<String, Timestamp>,
+    open_incidents: HashMap<(String, String), String>,
+}
+
+/// Reads alert state, silences, late-run marks and open incidents.
+async fn load_state(store: &Store, now: Timestamp) -> Result<Loaded, StoreError> {
+    let mut states = Vec::new();
+    for row in store::alerts::load_all(store.writer()).await? {
+        let state =
+            serde_json::from_str(&row.state).map_err(|e| store::corrupt("alerts.state", e))?;
+        states.push(state);
+    }
+    let silences = store::silences::current(store.writer(), now.0).await?;
+    let last_evaluated = store::syncs::last_evaluated_all(store.writer())
+        .await?
+        .into_iter()
+        .map(|(s, t)| (s, Timestamp(t)))
+        .collect();
+    let open_incidents = store::notices::open_incidents(store.writer())
+        .await?
+        .into_iter()
+        .map(|(rule, sync_id, id)| ((rule, sync_id), id))
+        .collect();
+    Ok(Loaded {
+        states,
+        silences,
+        last_evaluated,
+        open_incidents,
+    })
 }
 
 impl Writer {
@@ -206,37 +256,66 @@ impl Writer {
         clock: fn() -> Timestamp,
     ) -> Result<Writer, StoreError> {
         let now = clock();
-        let mut states = Vec::new();
-        for row in store::alerts::load_all(store.writer()).await? {
-            let state =
-                serde_json::from_str(&row.state).map_err(|e| store::corrupt("alerts.state", e))?;
-            states.push(state);
-        }
-        let silences = store::silences::current(store.writer(), now.0).await?;
-        let engine_silences = silences.iter().filter_map(to_engine_silence).collect();
+        let loaded = load_state(&store, now).await?;
+        let engine_silences = loaded
+            .silences
+            .iter()
+            .filter_map(to_engine_silence)
+            .collect();
         let rules_tx = tokio::sync::watch::Sender::new(Arc::new(rules.clone()));
-        let engine = Engine::restore(rules, states, engine_silences);
-        let last_evaluated = store::syncs::last_evaluated_all(store.writer())
-            .await?
-            .into_iter()
-            .map(|(s, t)| (s, Timestamp(t)))
-            .collect();
-        let open_incidents = store::notices::open_incidents(store.writer())
-            .await?
-            .into_iter()
-            .map(|(rule, sync_id, id)| ((rule, sync_id), id))
-            .collect();
+        let engine = Engine::restore(rules, loaded.states, engine_silences);
         Ok(Writer {
             store,
             engine,
             config,
-            last_evaluated,
-            silences,
-            open_incidents,
+            last_evaluated: loaded.last_evaluated,
+            silences: loaded.silences,
+            open_incidents: loaded.open_incidents,
             outbox_signal: tokio::sync::watch::Sender::new(0),
             rules_tx,
             clock,
+            generation: None,
         })
+    }
+
+    /// Starts a write transaction. On a shared database, reloads the engine
+    /// first when another replica has committed since this one last did.
+    async fn begin(&mut self) -> Result<WriteTx, StoreError> {
+        let mut tx = self.store.begin().await?;
+        if let Some(current) = tx.generation().await?
+            && self.generation != Some(current)
+        {
+            if self.generation.is_some() {
+                tracing::debug!(from = ?self.generation, to = current, "another replica committed; reloading alert state");
+            }
+            let loaded = load_state(&self.store, (self.clock)()).await?;
+            let silences = loaded
+                .silences
+                .iter()
+                .filter_map(to_engine_silence)
+                .collect();
+            self.engine = Engine::restore(self.engine.rules().clone(), loaded.states, silences);
+            self.silences = loaded.silences;
+            self.last_evaluated = loaded.last_evaluated;
+            self.open_incidents = loaded.open_incidents;
+            self.generation = Some(current);
+        }
+        Ok(tx)
+    }
+
+    /// Commits; a transaction that `changed` shared state bumps the
+    /// generation, so the other replicas reload before their next change.
+    async fn commit(&mut self, mut tx: WriteTx, changed: bool) -> Result<(), StoreError> {
+        let next = if changed {
+            tx.bump_generation().await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        if next.is_some() {
+            self.generation = next;
+        }
+        Ok(())
     }
 
     /// The rules in force; changes on every successful reload.
@@ -312,7 +391,12 @@ impl Writer {
 
     fn until_next_deadline(&self) -> Duration {
         // Wake at least every 30 s: cheap, and robust to wall-clock jumps.
-        let max = Duration::from_secs(30);
+        // On a shared database, often enough to see other replicas' work.
+        let max = if self.store.is_shared() {
+            SHARED_POLL
+        } else {
+            Duration::from_secs(30)
+        };
         match self.engine.next_deadline() {
             None => max,
             Some(d) => {
@@ -350,17 +434,30 @@ impl Writer {
         }
     }
 
-    /// Fires the timers that are due.
+    /// Fires the timers that are due. On a shared database, also takes
+    /// another replica's commits in (the reload happens in `begin`), so the
+    /// deadlines of alerts it changed are known here too.
     async fn tick(&mut self) {
         let now = (self.clock)();
-        if self.engine.next_deadline().is_none_or(|d| d > now) {
+        let due = self.engine.next_deadline().is_some_and(|d| d <= now);
+        let behind = self.store.is_shared()
+            && match self.store.generation().await {
+                Ok(g) => g != self.generation,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the shared generation failed; will retry");
+                    false
+                }
+            };
+        if !due && !behind {
             return;
         }
         let result = async {
-            let mut tx = self.store.begin().await?;
+            let tx = self.begin().await?;
+            let mut tx = tx;
             let notices = self.engine.advance_to(now);
+            let changed = !notices.is_empty() || !self.engine.dirty().is_empty();
             let changes = self.persist(&mut tx, &notices, now).await?;
-            tx.commit().await?;
+            self.commit(tx, changed).await?;
             Ok::<_, StoreError>(((), changes))
         }
         .await;
@@ -424,7 +521,7 @@ impl Writer {
     ) -> Result<(Vec<IngestAck>, IncidentChanges), StoreError> {
         let now = (self.clock)();
         let started = std::time::Instant::now();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
 
         let keys: Vec<(&str, &str)> = requests
             .iter()
@@ -548,7 +645,7 @@ impl Writer {
             }
         }
         let changes = self.persist(&mut tx, &notices, now).await?;
-        tx.commit().await?;
+        self.commit(tx, true).await?;
         crate::telemetry::store_written(started.elapsed());
         rows.iter()
             .for_each(|r| crate::telemetry::run_ingested(r.run));
@@ -706,34 +803,37 @@ impl Writer {
     }
 
     async fn add_silence(&mut self, silence: SilenceRow) -> Result<(), WriteError> {
-        let mut list = self.silences.clone();
-        list.push(silence.clone());
-        self.change_silences(SilenceChange::Add(silence), list)
+        self.change_silences(SilenceChange::Add(silence))
             .await
             .map(|_| ())
     }
 
     async fn expire_silence(&mut self, id: &str) -> Result<bool, WriteError> {
-        let list = self
-            .silences
-            .iter()
-            .filter(|s| s.id != id)
-            .cloned()
-            .collect();
-        self.change_silences(SilenceChange::Expire(id.to_string()), list)
+        self.change_silences(SilenceChange::Expire(id.to_string()))
             .await
     }
 
     /// Stores a silence change and lets the engine re-evaluate holds, in one
-    /// transaction. Returns whether the silence existed (for expiry).
-    async fn change_silences(
-        &mut self,
-        change: SilenceChange,
-        list: Vec<SilenceRow>,
-    ) -> Result<bool, WriteError> {
+    /// transaction. Returns whether the silence existed (for expiry). The
+    /// new list is made after `begin`, which may have reloaded the
+    /// silences another replica added.
+    async fn change_silences(&mut self, change: SilenceChange) -> Result<bool, WriteError> {
         let now = (self.clock)();
         let result = async {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
+            let list: Vec<SilenceRow> = match &change {
+                SilenceChange::Add(s) => {
+                    let mut list = self.silences.clone();
+                    list.push(s.clone());
+                    list
+                }
+                SilenceChange::Expire(id) => self
+                    .silences
+                    .iter()
+                    .filter(|s| s.id != *id)
+                    .cloned()
+                    .collect(),
+            };
             let found = match &change {
                 SilenceChange::Add(s) => {
                     store::silences::insert(&mut tx, s).await?;
@@ -744,11 +844,11 @@ impl Writer {
             let engine_list = list.iter().filter_map(to_engine_silence).collect();
             let notices = self.engine.set_silences(engine_list, now);
             let changes = self.persist(&mut tx, &notices, now).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>((found, changes))
+            self.commit(tx, true).await?;
+            Ok::<_, StoreError>(((found, list), changes))
         }
         .await;
-        let found = self.settle(result)?;
+        let (found, list) = self.settle(result)?;
         self.silences = list;
         Ok(found)
     }
@@ -757,10 +857,10 @@ impl Writer {
         let now = (self.clock)();
         let published = Arc::new(rules.clone());
         let result = async {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
             let notices = self.engine.replace_rules(rules, now);
             let changes = self.persist(&mut tx, &notices, now).await?;
-            tx.commit().await?;
+            self.commit(tx, true).await?;
             Ok::<_, StoreError>(((), changes))
         }
         .await;

@@ -148,6 +148,27 @@ async fn attempt(
     }
     done.extend(batch.iter().map(|d| d.id));
 
+    // Claim before anything is sent: another replica may have taken some
+    // of these rows since the queue was read; only what this call claims
+    // goes out from here.
+    let writer = outbox.store.writer();
+    let now = Timestamp::now();
+    let lease_until = now.plus_millis(outbox.retry.claim_lease.as_millis() as i64);
+    let wanted: Vec<i64> = batch.iter().map(|d| d.id).collect();
+    let keys_of =
+        |b: &[deliveries::Due]| b.iter().map(|d| d.notice_key.clone()).collect::<Vec<_>>();
+    let message_id = crate::notify::email::message_id(&keys_of(&batch));
+    let claimed = deliveries::claim(writer, &wanted, &message_id, now, lease_until).await?;
+    if claimed.len() != wanted.len() {
+        batch.retain(|d| claimed.contains(&d.id));
+        if batch.is_empty() {
+            tracing::debug!(%channel, "outbox: deliveries claimed by another replica");
+            return Ok(());
+        }
+        let id = crate::notify::email::message_id(&keys_of(&batch));
+        deliveries::set_message_id(writer, &claimed, &id).await?;
+    }
+
     let rules = outbox.rules.borrow().clone();
     let mut ctxs: Vec<NoticeContext> = Vec::with_capacity(batch.len());
     let mut undecodable = Vec::new();
@@ -159,7 +180,6 @@ async fn attempt(
             Err(e) => undecodable.push((d.id, e.to_string())),
         }
     }
-    let writer = outbox.store.writer();
     for (id, err) in &undecodable {
         tracing::error!(%channel, delivery = id, error = %err, "outbox: stored notice unreadable");
         crate::telemetry::notice_delivered(channel, "unknown", "failed", "unreadable");
@@ -175,7 +195,6 @@ async fn attempt(
         return Ok(());
     }
     let keys: Vec<String> = ctxs.iter().map(|c| c.key.clone()).collect();
-    deliveries::mark_sending(writer, &ids, &crate::notify::email::message_id(&keys)).await?;
 
     let span =
         tracing::info_span!("deliver", %channel, notices = ids.len(), attempt = first.attempts + 1);
@@ -239,6 +258,7 @@ mod tests {
         let cfg = DeliveryConfig {
             retry_initial: Duration::from_secs(2),
             retry_max: Duration::from_secs(60),
+            ..DeliveryConfig::default()
         };
         for (attempts, full) in [(0, 2_000u128), (1, 4_000), (3, 16_000), (10, 60_000)] {
             for _ in 0..50 {

@@ -9,40 +9,22 @@
 
 use std::collections::HashMap;
 
-use sqlx::SqlitePool;
-
-use super::Result;
+use super::{Pool, Result, on_pool};
 
 /// Every cursor of one source, by vendor sync id.
-pub async fn load(pool: &SqlitePool, source: &str) -> Result<HashMap<String, String>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT sync_id, cursor FROM poll_cursors WHERE source = ?")
-            .bind(source)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().collect())
+pub async fn load(pool: &Pool, source: &str) -> Result<HashMap<String, String>> {
+    on_pool!(pool, cursors::load(source))
 }
 
 /// Stores (or replaces) one cursor.
 pub async fn save(
-    pool: &SqlitePool,
+    pool: &Pool,
     source: &str,
     sync_id: &str,
     cursor: &str,
     now_ms: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO poll_cursors (source, sync_id, cursor, updated_ms) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (source, sync_id) DO UPDATE SET cursor = excluded.cursor, \
-         updated_ms = excluded.updated_ms",
-    )
-    .bind(source)
-    .bind(sync_id)
-    .bind(cursor)
-    .bind(now_ms)
-    .execute(pool)
-    .await?;
-    Ok(())
+    on_pool!(pool, cursors::save(source, sync_id, cursor, now_ms))
 }
 
 #[cfg(test)]

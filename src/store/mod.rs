@@ -1,10 +1,22 @@
-//! The SQLite store: every SQL statement of syncwarden lives under this
-//! folder, one function per query.
+//! The store: every SQL statement of syncwarden lives under this folder,
+//! one function per query, on one of two backends.
 //!
-//! Two pools: a single-connection writer (SQLite has one writer anyway, and
-//! one connection makes `BEGIN IMMEDIATE` never wait on itself) and a reader
-//! pool that WAL lets run beside it. Migrations are embedded in the binary
-//! and immutable once released.
+//! * **SQLite** (the embedded default): a single-connection writer (SQLite
+//!   has one writer anyway, and one connection makes `BEGIN IMMEDIATE` never
+//!   wait on itself) and a reader pool that WAL lets run beside it.
+//! * **PostgreSQL** (`postgres://…`): one pool, shared by several replicas.
+//!   A write transaction takes one advisory lock, so evaluate-and-commit is
+//!   serialized across replicas (a hold spans two syncs, so a per-sync lock
+//!   would not do), and counts a generation so a replica notices that
+//!   another one changed the alert state since its own last commit.
+//!
+//! The queries are written once, in `sql/`, and compiled once per backend
+//! (`sqlite::…`, `pg::…`) against a `Db` type alias: no runtime `Any`
+//! driver, every bind and decode typed for its backend. The modules named
+//! here (`alerts`, `runs`, …) hold the row types and dispatch each call to
+//! the backend of the pool or transaction given. Migrations are embedded in
+//! the binary, one folder per backend with the same intent, and immutable
+//! once released.
 
 pub mod alerts;
 pub mod cursors;
@@ -15,13 +27,39 @@ pub mod runs;
 pub mod silences;
 pub mod syncs;
 
+/// The same queries compiled for PostgreSQL.
+pub(crate) mod pg;
+/// The queries compiled for SQLite.
+pub(crate) mod sqlite;
+
+/// Calls `module::function(pool, args…)` on the backend of `pool`.
+macro_rules! on_pool {
+    ($pool:expr, $m:ident :: $f:ident ( $($a:expr),* $(,)? )) => {
+        match $pool {
+            $crate::store::Pool::Sqlite(p) => $crate::store::sqlite::$m::$f(p $(, $a)*).await,
+            $crate::store::Pool::Pg(p) => $crate::store::pg::$m::$f(p $(, $a)*).await,
+        }
+    };
+}
+/// Calls `module::function(tx, args…)` on the backend of the transaction.
+macro_rules! on_tx {
+    ($tx:expr, $m:ident :: $f:ident ( $($a:expr),* $(,)? )) => {
+        match $tx {
+            $crate::store::WriteTx::Sqlite(t) => $crate::store::sqlite::$m::$f(t $(, $a)*).await,
+            $crate::store::WriteTx::Pg(t) => $crate::store::pg::$m::$f(t $(, $a)*).await,
+        }
+    };
+}
+pub(crate) use {on_pool, on_tx};
+
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Postgres, Sqlite, Transaction};
 use thiserror::Error;
 
 /// A store failure. Callers answer these as 503 (busy, full disk) or 500.
@@ -75,6 +113,12 @@ impl StoreError {
     /// Which transient failure this is, if it is one.
     pub fn unavailable(&self) -> Option<Unavailable> {
         match self {
+            StoreError::Db(sqlx::Error::Database(e))
+                if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some() =>
+            {
+                pg_unavailable(e.code().as_deref().unwrap_or_default())
+            }
             StoreError::Db(sqlx::Error::Database(e)) => {
                 let code = e.code().unwrap_or_default();
                 // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_IOERR 10, SQLITE_FULL 13
@@ -87,6 +131,8 @@ impl StoreError {
                 }
             }
             StoreError::Db(sqlx::Error::PoolTimedOut) => Some(Unavailable::Busy),
+            StoreError::Db(sqlx::Error::PoolClosed) => Some(Unavailable::Io),
+            StoreError::Db(sqlx::Error::Tls(_)) => Some(Unavailable::Io),
             StoreError::Db(sqlx::Error::Io(e)) if e.raw_os_error() == Some(ENOSPC) => {
                 Some(Unavailable::Full)
             }
@@ -94,6 +140,20 @@ impl StoreError {
             StoreError::Unavailable(u) => Some(*u),
             _ => None,
         }
+    }
+}
+
+/// PostgreSQL SQLSTATEs worth a retry: lock and serialization conflicts
+/// (class 40, `55P03`), a full disk (`53100`) or other exhausted resources
+/// (class 53), and a server going away (classes 08 and 57P, `58030`).
+fn pg_unavailable(code: &str) -> Option<Unavailable> {
+    match code {
+        "53100" => Some(Unavailable::Full),
+        "55P03" | "57014" => Some(Unavailable::Busy),
+        "58030" => Some(Unavailable::Io),
+        c if c.starts_with("40") || c.starts_with("53") => Some(Unavailable::Busy),
+        c if c.starts_with("08") || c.starts_with("57P") => Some(Unavailable::Io),
+        _ => None,
     }
 }
 
@@ -131,32 +191,109 @@ async fn checkpoint_loop(pool: SqlitePool) {
     }
 }
 
+/// A connection pool of either backend. Store functions take it and run
+/// their query on its backend.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+impl Pool {
+    /// The SQLite pool, for SQLite-only maintenance and tests.
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Pg(_) => None,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Pg(p) => p.close().await,
+        }
+    }
+}
+
+/// A write transaction: `BEGIN IMMEDIATE` on the SQLite writer connection,
+/// or `BEGIN` plus the cluster-wide advisory lock on PostgreSQL.
+pub enum WriteTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Sqlite(t) => t.commit().await?,
+            WriteTx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// The generation of the shared alert state this transaction starts
+    /// from: bumped by every commit that changed it, so a replica whose own
+    /// last commit is not the latest knows to reload. `None` on SQLite,
+    /// where this process is the only writer.
+    pub async fn generation(&mut self) -> Result<Option<i64>> {
+        match self {
+            WriteTx::Sqlite(_) => Ok(None),
+            WriteTx::Pg(t) => Ok(Some(pg::epoch::current(&mut **t).await?)),
+        }
+    }
+
+    /// Records that this transaction changes the shared alert state;
+    /// returns the generation it will have once committed.
+    pub async fn bump_generation(&mut self) -> Result<Option<i64>> {
+        match self {
+            WriteTx::Sqlite(_) => Ok(None),
+            WriteTx::Pg(t) => Ok(Some(pg::epoch::bump(&mut **t).await?)),
+        }
+    }
+}
+
 /// Handle to the database: cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    write: SqlitePool,
-    read: SqlitePool,
-    checkpointer: SqlitePool,
+    write: Pool,
+    read: Pool,
+    checkpointer: Option<SqlitePool>,
 }
 
 /// How long a statement waits for a lock held by another connection.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A write transaction (`BEGIN IMMEDIATE` on the writer connection).
-pub type WriteTx = Transaction<'static, Sqlite>;
+/// The one advisory lock every replica's write transaction takes
+/// (`pg_advisory_xact_lock`, released at commit or rollback): "SWRDN\0\0\1".
+const WRITER_LOCK: i64 = 0x5357_5244_4e00_0001;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./src/store/migrations");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./src/store/migrations/sqlite");
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./src/store/migrations/postgres");
+
+/// True for a `postgres://` or `postgresql://` URL.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
 
 impl Store {
     /// Opens (creating if missing) and migrates the database at `database`:
-    /// a path, or a `sqlite:` URL.
+    /// a path, a `sqlite:` URL or a `postgres://` URL.
     pub async fn open(database: &str) -> Result<Store> {
         Store::open_with(database, DEFAULT_BUSY_TIMEOUT).await
     }
 
     /// [`Store::open`] with the time a statement waits for another
-    /// connection's lock before failing with SQLITE_BUSY (answered as 503).
+    /// connection's lock before failing as busy (answered as 503).
     pub async fn open_with(database: &str, busy_timeout: Duration) -> Result<Store> {
+        if is_postgres_url(database) {
+            Store::open_pg(database, busy_timeout).await
+        } else {
+            Store::open_sqlite(database, busy_timeout).await
+        }
+    }
+
+    async fn open_sqlite(database: &str, busy_timeout: Duration) -> Result<Store> {
         let url = if database.starts_with("sqlite:") {
             database.to_string()
         } else {
@@ -188,11 +325,10 @@ impl Store {
                     .pragma("temp_store", "memory"),
             )
             .await?;
-        MIGRATOR.run(&write).await?;
-        // Databases from before the UI's summaries get them once.
-        let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-        rollups::backfill_summaries(&mut tx).await?;
-        tx.commit().await?;
+        SQLITE_MIGRATOR.run(&write).await?;
+        // One process owns a SQLite file: a delivery it was sending when it
+        // stopped is retried now, not when its claim would have run out.
+        sqlite::deliveries::release_claims(&write).await?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -204,55 +340,127 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store {
-            write,
-            read,
-            checkpointer,
-        })
+        let store = Store {
+            write: Pool::Sqlite(write),
+            read: Pool::Sqlite(read),
+            checkpointer: Some(checkpointer),
+        };
+        store.backfill().await?;
+        Ok(store)
     }
 
-    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up
-    /// front, so a read inside the transaction never has to upgrade (and
-    /// fail with SQLITE_BUSY) halfway through.
+    /// One pool for reads and writes: PostgreSQL runs both concurrently, and
+    /// replicas share the server. `lock_timeout` bounds the wait for the
+    /// writer lock (then 503, like SQLite's busy timeout), and a
+    /// transaction left idle by a stuck replica is ended by the server so
+    /// its lock cannot stall the others.
+    async fn open_pg(database: &str, busy_timeout: Duration) -> Result<Store> {
+        let lock_ms = busy_timeout.as_millis().max(1).to_string();
+        let opts = PgConnectOptions::from_str(database)?
+            .application_name("syncwarden")
+            .statement_cache_capacity(200)
+            .options([
+                ("lock_timeout", lock_ms.as_str()),
+                ("idle_in_transaction_session_timeout", "60000"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        // sqlx holds an advisory lock while it migrates, so replicas that
+        // start together migrate once.
+        PG_MIGRATOR.run(&pool).await?;
+        let store = Store {
+            write: Pool::Pg(pool.clone()),
+            read: Pool::Pg(pool),
+            checkpointer: None,
+        };
+        store.backfill().await?;
+        Ok(store)
+    }
+
+    /// Databases from before the UI's summaries get them once.
+    async fn backfill(&self) -> Result<()> {
+        let mut tx = self.begin().await?;
+        rollups::backfill_summaries(&mut tx).await?;
+        tx.commit().await
+    }
+
+    /// True when several replicas may share this database (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.write, Pool::Pg(_))
+    }
+
+    /// Starts a write transaction.
     ///
-    /// SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
-    /// some I/O errors); sqlx's own ROLLBACK on drop then finds no
-    /// transaction, fails, and leaves the connection counting one open, so
-    /// every later `BEGIN` is refused. Such a connection is closed here (the
-    /// pool opens a fresh one) instead of wedging the writer until a restart.
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so a read
+    /// inside the transaction never has to upgrade (and fail with
+    /// SQLITE_BUSY) halfway through. SQLite rolls a transaction back by
+    /// itself on some errors (SQLITE_FULL, some I/O errors); sqlx's own
+    /// ROLLBACK on drop then finds no transaction, fails, and leaves the
+    /// connection counting one open, so every later `BEGIN` is refused. Such
+    /// a connection is closed here (the pool opens a fresh one) instead of
+    /// wedging the writer until a restart.
+    ///
+    /// PostgreSQL: `BEGIN`, then the writer lock, held until the end of the
+    /// transaction: one replica evaluates and commits at a time.
     pub async fn begin(&self) -> Result<WriteTx> {
-        match self.write.begin_with("BEGIN IMMEDIATE").await {
-            Err(sqlx::Error::InvalidSavePointStatement) => {
-                tracing::warn!(
-                    "writer connection still counted a transaction SQLite had rolled back; reopening it"
-                );
-                let stale = self.write.acquire().await?;
-                if let Err(e) = stale.close().await {
-                    tracing::debug!(error = %e, "closing the stale writer connection");
+        match &self.write {
+            Pool::Sqlite(write) => match write.begin_with("BEGIN IMMEDIATE").await {
+                Err(sqlx::Error::InvalidSavePointStatement) => {
+                    tracing::warn!(
+                        "writer connection still counted a transaction SQLite had rolled back; reopening it"
+                    );
+                    let stale = write.acquire().await?;
+                    if let Err(e) = stale.close().await {
+                        tracing::debug!(error = %e, "closing the stale writer connection");
+                    }
+                    Ok(WriteTx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?))
                 }
-                Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+                other => Ok(WriteTx::Sqlite(other?)),
+            },
+            Pool::Pg(pool) => {
+                let mut tx = pool.begin().await?;
+                pg::epoch::lock(&mut tx, WRITER_LOCK).await?;
+                Ok(WriteTx::Pg(tx))
             }
-            other => Ok(other?),
         }
     }
 
-    pub fn reader(&self) -> &SqlitePool {
+    /// The committed generation of the shared alert state, read without the
+    /// writer lock (a replica's cheap "did anyone else commit?" check).
+    /// `None` on SQLite.
+    pub async fn generation(&self) -> Result<Option<i64>> {
+        match &self.write {
+            Pool::Sqlite(_) => Ok(None),
+            Pool::Pg(p) => Ok(Some(pg::epoch::current(p).await?)),
+        }
+    }
+
+    pub fn reader(&self) -> &Pool {
         &self.read
     }
 
-    pub fn writer(&self) -> &SqlitePool {
+    pub fn writer(&self) -> &Pool {
         &self.write
     }
 
     /// A cheap liveness probe of the reader pool.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        match &self.read {
+            Pool::Sqlite(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
+            Pool::Pg(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
+        }
         Ok(())
     }
 
     pub async fn close(&self) {
         self.read.close().await;
-        self.checkpointer.close().await;
+        if let Some(c) = &self.checkpointer {
+            c.close().await;
+        }
         self.write.close().await;
     }
 }

@@ -8,16 +8,16 @@
 //! and 8 days in one small row ([`Summary`]): the fleet reads one row per
 //! sync and sums a few slots in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::FromRow;
 
 use super::runs::Totals;
-use super::{Result, WriteTx};
+use super::{Pool, Result, WriteTx, on_pool, on_tx};
 use crate::model::{Run, RunStatus, Timestamp};
 
 /// SQLite allows 32,766 bound parameters per statement; stay well below.
-const MAX_PARAMS: usize = 30_000;
+pub(crate) const MAX_PARAMS: usize = 30_000;
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
 /// Hourly slots: a 24 h window starting mid-hour touches 25 buckets; one
@@ -26,7 +26,7 @@ const HOUR_SLOTS: usize = 26;
 /// Daily slots: today and the six days before, plus one.
 const DAY_SLOTS: usize = 8;
 /// Counters per slot, in the order of [`Totals`].
-pub(super) const COUNTERS: usize = 8;
+pub(crate) const COUNTERS: usize = 8;
 const SLOT_BYTES: usize = (1 + COUNTERS) * 8;
 
 /// The UTC day an instant falls in, as the unix ms of its midnight.
@@ -35,7 +35,7 @@ pub fn day_of(t: Timestamp) -> i64 {
 }
 
 /// The UTC hour an instant falls in, as the unix ms of its start.
-pub(super) fn hour_of(t: Timestamp) -> i64 {
+pub(crate) fn hour_of(t: Timestamp) -> i64 {
     t.0.div_euclid(HOUR_MS) * HOUR_MS
 }
 
@@ -84,12 +84,12 @@ fn add_to(ring: &mut [Slot], width: i64, at: i64, delta: &[i64; COUNTERS]) {
 }
 
 impl Summary {
-    fn add(&mut self, hour: i64, day: i64, delta: &[i64; COUNTERS]) {
+    pub(crate) fn add(&mut self, hour: i64, day: i64, delta: &[i64; COUNTERS]) {
         add_to(&mut self.hours, HOUR_MS, hour, delta);
         add_to(&mut self.days, DAY_MS, day, delta);
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity((HOUR_SLOTS + DAY_SLOTS) * SLOT_BYTES);
         for s in self.hours.iter().chain(&self.days) {
             out.extend_from_slice(&s.at.to_le_bytes());
@@ -102,7 +102,7 @@ impl Summary {
 
     /// Decodes a stored summary; anything malformed reads as empty (it is a
     /// cache of `sync_hourly`, and the next run rewrites it).
-    fn decode(bytes: &[u8]) -> Summary {
+    pub(crate) fn decode(bytes: &[u8]) -> Summary {
         let mut s = Summary::default();
         if bytes.len() != (HOUR_SLOTS + DAY_SLOTS) * SLOT_BYTES {
             return s;
@@ -160,7 +160,7 @@ fn totals<'a>(slots: impl Iterator<Item = &'a Slot>) -> Totals {
 
 /// What one run adds to its bucket, in the order of [`Totals`] (and of
 /// the `sync_hourly` columns).
-pub(super) fn counters(r: &Run) -> [i64; COUNTERS] {
+pub(crate) fn counters(r: &Run) -> [i64; COUNTERS] {
     let status = |s: RunStatus| i64::from(r.status == s);
     [
         1,
@@ -172,129 +172,6 @@ pub(super) fn counters(r: &Run) -> [i64; COUNTERS] {
         r.records.failed.unwrap_or(0) as i64,
         r.records.invalid.unwrap_or(0) as i64,
     ]
-}
-
-/// What one run adds: its hour, its day and its counters.
-type Delta = (i64, i64, [i64; COUNTERS]);
-
-/// Adds finished runs to their syncs' summaries: one read of the touched
-/// summaries and one multi-row upsert per batch. Called from
-/// [`super::runs::add_to_rollups`], so every path that keeps the hourly
-/// rollups current keeps these current too, in the same transaction.
-pub async fn add_to_summaries(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
-    let mut deltas: BTreeMap<&str, Vec<Delta>> = BTreeMap::new();
-    for r in runs {
-        let Some(fin) = r.finished_at else { continue };
-        let of_sync = deltas.entry(r.sync_id.as_str()).or_default();
-        of_sync.push((hour_of(fin), day_of(fin), counters(r)));
-    }
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = deltas.keys().copied().collect();
-    let mut current: HashMap<String, Summary> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(MAX_PARAMS) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT sync_id, buckets FROM sync_summary WHERE sync_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        qb.push(")");
-        let rows: Vec<(String, Vec<u8>)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-        current.extend(rows.into_iter().map(|(id, b)| (id, Summary::decode(&b))));
-    }
-    let updated: Vec<(&str, Vec<u8>)> = deltas
-        .iter()
-        .map(|(id, ds)| {
-            let mut s = current.remove(*id).unwrap_or_default();
-            for (hour, day, delta) in ds {
-                s.add(*hour, *day, delta);
-            }
-            (*id, s.encode())
-        })
-        .collect();
-    upsert(tx, &updated).await
-}
-
-async fn upsert(tx: &mut WriteTx, rows: &[(&str, Vec<u8>)]) -> Result<()> {
-    for chunk in rows.chunks(MAX_PARAMS / 2) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO sync_summary (sync_id, buckets) ");
-        qb.push_values(chunk, |mut b, (id, bytes)| {
-            b.push_bind(*id).push_bind(bytes.as_slice());
-        });
-        qb.push(" ON CONFLICT (sync_id) DO UPDATE SET buckets = excluded.buckets");
-        qb.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Fills the summaries from `sync_hourly` when there are none yet (a
-/// database from before the summaries existed). Cheap when they exist.
-pub async fn backfill_summaries(tx: &mut WriteTx) -> Result<()> {
-    let (have,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM sync_summary LIMIT 1)")
-            .fetch_one(&mut **tx)
-            .await?;
-    if have > 0 {
-        return Ok(());
-    }
-    // Eight days cover both rings; only buckets near the newest matter.
-    let rows: Vec<HourRow> = sqlx::query_as(
-        "SELECT sync_id, hour_ms, runs, runs_success, runs_failed, runs_cancelled, processed, \
-         succeeded, failed, invalid FROM sync_hourly \
-         WHERE hour_ms >= (SELECT MAX(hour_ms) FROM sync_hourly) - 8 * 86400000",
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut by_sync: BTreeMap<String, Summary> = BTreeMap::new();
-    for r in rows {
-        let delta = [
-            r.runs,
-            r.runs_success,
-            r.runs_failed,
-            r.runs_cancelled,
-            r.processed,
-            r.succeeded,
-            r.failed,
-            r.invalid,
-        ];
-        by_sync
-            .entry(r.sync_id)
-            .or_default()
-            .add(r.hour_ms, day_of(Timestamp(r.hour_ms)), &delta);
-    }
-    let encoded: Vec<(&str, Vec<u8>)> = by_sync
-        .iter()
-        .map(|(id, s)| (id.as_str(), s.encode()))
-        .collect();
-    upsert(tx, &encoded).await
-}
-
-#[derive(FromRow)]
-struct HourRow {
-    sync_id: String,
-    hour_ms: i64,
-    runs: i64,
-    runs_success: i64,
-    runs_failed: i64,
-    runs_cancelled: i64,
-    processed: i64,
-    succeeded: i64,
-    failed: i64,
-    invalid: i64,
-}
-
-/// Every sync's summary, keyed by sync id.
-pub async fn summaries(pool: &SqlitePool) -> Result<HashMap<String, Summary>> {
-    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT sync_id, buckets FROM sync_summary")
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, b)| (id, Summary::decode(&b)))
-        .collect())
 }
 
 /// One rollup bucket of one sync.
@@ -311,32 +188,35 @@ pub struct Bucket {
     pub invalid: i64,
 }
 
+/// Adds finished runs to their syncs' summaries: one read of the touched
+/// summaries and one multi-row upsert per batch. Called from
+/// [`super::runs::add_to_rollups`], so every path that keeps the hourly
+/// rollups current keeps these current too, in the same transaction.
+pub async fn add_to_summaries(tx: &mut WriteTx, runs: &[&Run]) -> Result<()> {
+    on_tx!(tx, rollups::add_to_summaries(runs))
+}
+
+/// Fills the summaries from `sync_hourly` when there are none yet (a
+/// database from before the summaries existed). Cheap when they exist.
+pub async fn backfill_summaries(tx: &mut WriteTx) -> Result<()> {
+    on_tx!(tx, rollups::backfill_summaries())
+}
+
+/// Every sync's summary, keyed by sync id.
+pub async fn summaries(pool: &Pool) -> Result<HashMap<String, Summary>> {
+    on_pool!(pool, rollups::summaries())
+}
+
 /// One sync's hourly buckets from the hour of `from` on, oldest first (the
 /// sync page's chart).
-pub async fn hourly_for_sync(
-    pool: &SqlitePool,
-    sync_id: &str,
-    from: Timestamp,
-) -> Result<Vec<Bucket>> {
-    Ok(sqlx::query_as(
-        "SELECT sync_id, hour_ms AS at_ms, runs, runs_success, runs_failed, processed, failed, \
-         invalid FROM sync_hourly WHERE sync_id = ? AND hour_ms >= ? ORDER BY hour_ms",
-    )
-    .bind(sync_id)
-    .bind(hour_of(from))
-    .fetch_all(pool)
-    .await?)
+pub async fn hourly_for_sync(pool: &Pool, sync_id: &str, from: Timestamp) -> Result<Vec<Bucket>> {
+    on_pool!(pool, rollups::hourly_for_sync(sync_id, from))
 }
 
 /// Start of a sync's newest hourly bucket: the sync page's chart ends there
 /// when the sync has no recent runs, so an old history still shows.
-pub async fn newest_hour(pool: &SqlitePool, sync_id: &str) -> Result<Option<i64>> {
-    let row: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT MAX(hour_ms) FROM sync_hourly WHERE sync_id = ?")
-            .bind(sync_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.and_then(|r| r.0))
+pub async fn newest_hour(pool: &Pool, sync_id: &str) -> Result<Option<i64>> {
+    on_pool!(pool, rollups::newest_hour(sync_id))
 }
 
 #[cfg(test)]
@@ -376,7 +256,7 @@ mod tests {
                  succeeded, failed) VALUES ('a', ?, 3, 2, 300, 290, 10)",
             )
             .bind(hour)
-            .execute(store.writer())
+            .execute(store.writer().as_sqlite().expect("sqlite"))
             .await
             .expect("insert");
             store.close().await;

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
-use super::{Result, WriteTx, corrupt};
+use super::{Pool, Result, WriteTx, on_pool, on_tx};
 use crate::model::{Run, Timestamp};
 
 /// What one ingest batch changes about one sync.
@@ -17,62 +16,6 @@ pub struct SyncUpdate<'a> {
     pub newest: &'a Run,
     pub last_evaluated: Option<Timestamp>,
     pub runs: i64,
-}
-
-/// Upserts the syncs touched by a batch.
-pub async fn upsert(tx: &mut WriteTx, updates: &[SyncUpdate<'_>], now: Timestamp) -> Result<()> {
-    for chunk in updates.chunks(2_000) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO syncs (sync_id, source, labels, first_seen_ms, last_run_id, last_status, \
-             last_finished_ms, last_evaluated_ms, runs_total) ",
-        );
-        let mut encode_err = None;
-        qb.push_values(chunk, |mut b, u| {
-            let labels = serde_json::to_string(&u.newest.labels).unwrap_or_else(|e| {
-                encode_err = Some(e.to_string());
-                "{}".into()
-            });
-            b.push_bind(u.sync_id)
-                .push_bind(u.source)
-                .push_bind(labels)
-                .push_bind(now.0)
-                .push_bind(u.newest.run_id.as_str())
-                .push_bind(u.newest.status.as_str())
-                .push_bind(u.newest.finished_at.map(|t| t.0))
-                .push_bind(u.last_evaluated.map(|t| t.0))
-                .push_bind(u.runs);
-        });
-        if let Some(e) = encode_err {
-            return Err(corrupt("syncs (encoding)", e));
-        }
-        // SET expressions all see the row as it was before the update, so
-        // `newer` is evaluated against the old last_finished_ms everywhere.
-        const NEWER: &str = "(last_run_id IS NULL OR (excluded.last_finished_ms IS NOT NULL AND \
-             (last_finished_ms IS NULL OR excluded.last_finished_ms >= last_finished_ms)))";
-        qb.push(format!(
-            " ON CONFLICT (sync_id) DO UPDATE SET \
-             runs_total = runs_total + excluded.runs_total, \
-             source = COALESCE(excluded.source, source), \
-             labels = CASE WHEN {NEWER} THEN excluded.labels ELSE labels END, \
-             last_run_id = CASE WHEN {NEWER} THEN excluded.last_run_id ELSE last_run_id END, \
-             last_status = CASE WHEN {NEWER} THEN excluded.last_status ELSE last_status END, \
-             last_finished_ms = CASE WHEN {NEWER} THEN excluded.last_finished_ms ELSE last_finished_ms END, \
-             last_evaluated_ms = MAX(COALESCE(last_evaluated_ms, excluded.last_evaluated_ms), \
-                                     COALESCE(excluded.last_evaluated_ms, last_evaluated_ms))"
-        ));
-        qb.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Newest evaluated finish time of every sync (loaded once at start; the
-/// writer keeps it current in memory afterwards).
-pub async fn last_evaluated_all(pool: &SqlitePool) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT sync_id, last_evaluated_ms FROM syncs WHERE last_evaluated_ms IS NOT NULL",
-    )
-    .fetch_all(pool)
-    .await?)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,48 +30,21 @@ pub struct SyncRow {
     pub runs_total: i64,
 }
 
-#[derive(FromRow)]
-struct Row {
-    sync_id: String,
-    source: Option<String>,
-    labels: String,
-    first_seen_ms: i64,
-    last_run_id: Option<String>,
-    last_status: Option<String>,
-    last_finished_ms: Option<i64>,
-    runs_total: i64,
+/// Upserts the syncs touched by a batch.
+pub async fn upsert(tx: &mut WriteTx, updates: &[SyncUpdate<'_>], now: Timestamp) -> Result<()> {
+    on_tx!(tx, syncs::upsert(updates, now))
 }
 
-impl Row {
-    fn into_sync(self) -> Result<SyncRow> {
-        Ok(SyncRow {
-            labels: serde_json::from_str(&self.labels).map_err(|e| corrupt("syncs.labels", e))?,
-            sync_id: self.sync_id,
-            source: self.source,
-            first_seen: Timestamp(self.first_seen_ms),
-            last_run_id: self.last_run_id,
-            last_status: self.last_status,
-            last_finished_at: self.last_finished_ms.map(Timestamp),
-            runs_total: self.runs_total,
-        })
-    }
+/// Newest evaluated finish time of every sync (loaded once at start; the
+/// writer keeps it current in memory afterwards).
+pub async fn last_evaluated_all(pool: &Pool) -> Result<Vec<(String, i64)>> {
+    on_pool!(pool, syncs::last_evaluated_all())
 }
 
-const SELECT: &str = "SELECT sync_id, source, labels, first_seen_ms, last_run_id, last_status, \
-     last_finished_ms, runs_total FROM syncs ";
-
-pub async fn list(pool: &SqlitePool) -> Result<Vec<SyncRow>> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY sync_id")))
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter().map(Row::into_sync).collect()
+pub async fn list(pool: &Pool) -> Result<Vec<SyncRow>> {
+    on_pool!(pool, syncs::list())
 }
 
-pub async fn get(pool: &SqlitePool, sync_id: &str) -> Result<Option<SyncRow>> {
-    let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE sync_id = ?")))
-            .bind(sync_id)
-            .fetch_optional(pool)
-            .await?;
-    row.map(Row::into_sync).transpose()
+pub async fn get(pool: &Pool, sync_id: &str) -> Result<Option<SyncRow>> {
+    on_pool!(pool, syncs::get(sync_id))
 }

@@ -183,7 +183,7 @@ struct Neighbour {
 
 /// The catalogue's neighbours of a sync with their states (a handful of
 /// primary-key reads).
-async fn neighbours(pool: &sqlx::SqlitePool, ids: &[String]) -> Result<Vec<Neighbour>, UiError> {
+async fn neighbours(pool: &crate::store::Pool, ids: &[String]) -> Result<Vec<Neighbour>, UiError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let rows = alerts::for_sync(pool, id).await?;

@@ -143,12 +143,13 @@ async fn sigkill_at_any_point_loses_no_run_and_sends_each_notice_once() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
+    let db = crate::helpers::test_database(dir.path()).await;
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\ndatabase = \"{db}\"\nrules = \"{rules}\"\n\
          [api]\nrequests_per_second = 0\n\
          [delivery]\nretry_initial = \"50ms\"\nretry_max = \"300ms\"\n\
          [channels.email.default]\nsmtp_url = \"{smtp}\"\nto = [\"oncall@example.com\"]\n",
-        db = dir.path().join("syncwarden.db").display(),
+        db = db.url(),
         rules = dir.path().join("rules").display(),
         smtp = smtp.url(),
     );

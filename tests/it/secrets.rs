@@ -1,10 +1,11 @@
 //! No secret in the logs or in any `/v1` answer. The real binary runs with
 //! `RUST_LOG=debug` and every kind of secret configured — API tokens, each
 //! webhook secret and path token, an SMTP password, a Slack URL, a webhook
-//! channel URL and signing key, vendor API tokens — while every channel
-//! fails (so error paths, the likeliest to print a URL, all run), webhooks
-//! are refused and accepted, and every read endpoint is queried. Then each
-//! secret is looked for in the captured log and in every response body.
+//! channel URL and signing key, vendor API tokens, and on PostgreSQL a
+//! password in the database URL — while every channel fails (so error
+//! paths, the likeliest to print a URL, all run), webhooks are refused and
+//! accepted, and every read endpoint is queried. Then each secret is looked
+//! for in the captured log and in every response body.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{install_crypto, minutes_from_now, run};
+use crate::helpers::{install_crypto, minutes_from_now, run, test_database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncwarden");
 
@@ -31,6 +32,24 @@ const HOOK_PATH: &str = "HOOK-SECRET-h8";
 const HOOK_KEY: &str = "hooksig-SECRET-i9";
 const CENSUS_API: &str = "census-api-SECRET-j0";
 const HIGHTOUCH_API: &str = "hightouch-api-SECRET-k1";
+
+/// The password put into a PostgreSQL `database` URL (the test cluster
+/// trusts every login, so it is never checked, only kept secret).
+const PG_PASSWORD: &str = "pg-SECRET-l2";
+
+/// `url` with `PG_PASSWORD` as its password, if it names a user and no
+/// password (SQLite paths and URLs with a password stay as they are).
+fn with_pg_password(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !scheme.starts_with("postgres") {
+        return None;
+    }
+    let (user, host) = rest.split_once('@')?;
+    if user.contains(':') {
+        return None;
+    }
+    Some(format!("{scheme}://{user}:{PG_PASSWORD}@{host}"))
+}
 
 fn secrets() -> Vec<&'static str> {
     vec![
@@ -105,6 +124,13 @@ notify = ["email:ops", "slack:alerts", "webhook:ops"]
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
+    let db = test_database(dir.path()).await;
+    let database = with_pg_password(db.url());
+    let mut secrets = secrets();
+    if database.is_some() {
+        secrets.push(PG_PASSWORD);
+    }
+    let database = database.unwrap_or_else(|| db.url().to_owned());
     let config = format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -144,7 +170,7 @@ webhook_token = "{AIRBYTE}"
 [sources.generic]
 webhook_secret = "{WHSEC}"
 "#,
-        db = dir.path().join("syncwarden.db").display(),
+        db = database,
         rules = dir.path().join("rules").display(),
         base = refusing.uri(),
     );
@@ -322,7 +348,7 @@ webhook_secret = "{WHSEC}"
     }
     let answers = answers.join("\n");
     assert!(answers.contains("deliveries"), "{answers}");
-    for secret in secrets() {
+    for secret in secrets {
         if let Some(at) = logs.find(secret) {
             let from = logs[..at].rfind('\n').map_or(0, |i| i + 1);
             let to = logs[at..].find('\n').map_or(logs.len(), |i| at + i);

@@ -58,8 +58,9 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// SQLite database path.
-    #[arg(long)]
+    /// Database: a SQLite path, or a `postgres://` URL shared by several
+    /// replicas (the environment keeps a password off the command line).
+    #[arg(long, env = "SYNCWARDEN_DB", hide_env_values = true)]
     pub db: Option<String>,
     #[arg(long)]
     pub rules: Option<PathBuf>,
@@ -178,6 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let config = config?;
             let shown = Config {
                 sources: crate::ingest::sources::redacted(&config.sources),
+                database: crate::store::redacted(&config.database),
                 ..config.clone()
             };
             tracing::info!(config = ?shown, "configuration");

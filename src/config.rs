@@ -85,7 +85,9 @@ pub struct Config {
     /// Address the HTTP server binds. Loopback by default: binding another
     /// address without API tokens is refused unless `allow_unauthenticated`.
     pub listen: SocketAddr,
-    /// SQLite database path (or a `sqlite:` URL).
+    /// Database: a SQLite path (or `sqlite:` URL), the embedded default, or
+    /// a `postgres://user:password@host/db` URL for several replicas sharing
+    /// one PostgreSQL database. Logs show it without the password.
     pub database: String,
     /// Directory of rule files.
     pub rules: PathBuf,

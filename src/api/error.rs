@@ -107,6 +107,9 @@ impl IntoResponse for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::Unavailable;
+        if e.is_unstorable_text() {
+            return ApiError::BadRequest("a text value contains a NUL character".into());
+        }
         if let Some(why) = e.unavailable() {
             tracing::warn!(error = %e, "store unavailable");
             // Says which of the operator's problems it is, without paths or

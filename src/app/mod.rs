@@ -91,7 +91,12 @@ impl App {
         let rules = load_rules(&config.rules, &channels)?;
         let store = Store::open_with(&config.database, config.store.busy_timeout)
             .await
-            .with_context(|| format!("opening database {}", config.database))?;
+            .with_context(|| {
+                format!(
+                    "opening database {}",
+                    crate::store::redacted(&config.database)
+                )
+            })?;
         let writer = Writer::load(
             store.clone(),
             rules,

@@ -141,6 +141,7 @@ pub async fn depth(pool: &Pool) -> Result<(i64, Option<i64>)> {
 
 #[cfg(test)]
 mod tests {
+    use super::{NewDelivery, Timestamp};
     use crate::store::sqlite::deliveries::{DUE_SQL, GROUP_PENDING_SQL};
 
     /// The plan of a statement, one `detail` per line.
@@ -208,6 +209,129 @@ mod tests {
         for p in [&due, &group] {
             assert!(!p.contains("SCAN d"), "{p}");
         }
+        store.close().await;
+    }
+
+    /// One pending delivery of a fresh notice, returning its id.
+    async fn one_delivery(store: &crate::store::Store, key: &str) -> i64 {
+        let mut tx = store.begin().await.expect("begin");
+        crate::store::notices::insert(
+            &mut tx,
+            &[crate::store::notices::NoticeRow {
+                notice_key: key.into(),
+                incident_id: format!("i-{key}"),
+                kind: "firing".into(),
+                seq: 0,
+                cause: None,
+                rule: "r".into(),
+                sync_id: format!("s-{key}"),
+                at_ms: 1,
+                status: "pending".into(),
+                held: None,
+                reason: None,
+                body: "{}".into(),
+            }],
+            Timestamp(1),
+        )
+        .await
+        .expect("notice");
+        super::insert(
+            &mut tx,
+            &[NewDelivery {
+                notice_key: key,
+                channel: "email:x",
+                rule: "r",
+                sync_id: &format!("s-{key}"),
+                group_key: key.into(),
+                due: Timestamp(1),
+            }],
+        )
+        .await
+        .expect("delivery");
+        tx.commit().await.expect("commit");
+        let due = super::due(store.reader(), "email:x", Timestamp(1), 10)
+            .await
+            .expect("due");
+        due.iter()
+            .find(|d| d.notice_key == key)
+            .map(|d| d.id)
+            .expect("the new delivery is due")
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_exclusive_until_its_lease_runs_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for store in crate::store::testing::stores(dir.path()).await {
+            let id = one_delivery(&store, "k1").await;
+            let w = store.writer();
+            let got = super::claim(w, &[id], "<m>", Timestamp(1_000), Timestamp(2_000))
+                .await
+                .expect("claim");
+            assert_eq!(got, vec![id]);
+            // Held: neither claimed again nor due while the lease runs.
+            let again = super::claim(w, &[id], "<m>", Timestamp(1_500), Timestamp(2_500))
+                .await
+                .expect("claim");
+            assert!(again.is_empty(), "{again:?}");
+            let due = super::due(store.reader(), "email:x", Timestamp(1_500), 10)
+                .await
+                .expect("due");
+            assert!(due.is_empty(), "a claimed row is not due: {due:?}");
+            assert_eq!(
+                super::next_wakeup(store.reader(), "email:x")
+                    .await
+                    .expect("wake"),
+                Some(2_000),
+                "the worker wakes when the claim runs out"
+            );
+            // The claimer died: once the lease is over the row is due again.
+            let due = super::due(store.reader(), "email:x", Timestamp(2_000), 10)
+                .await
+                .expect("due");
+            assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![id]);
+            assert_eq!(due[0].attempts, 1);
+            let retaken = super::claim(w, &[id], "<m>", Timestamp(2_000), Timestamp(3_000))
+                .await
+                .expect("claim");
+            assert_eq!(retaken, vec![id]);
+            super::mark_sent(w, &[id], Timestamp(2_100))
+                .await
+                .expect("sent");
+            let after = super::claim(w, &[id], "<m>", Timestamp(9_000), Timestamp(10_000))
+                .await
+                .expect("claim");
+            assert!(after.is_empty(), "a sent row is never claimed");
+
+            // Two workers at once: exactly one of them gets the row.
+            let id2 = one_delivery(&store, "k2").await;
+            let ids = [id2];
+            let (a, b) = tokio::join!(
+                super::claim(w, &ids, "<a>", Timestamp(5_000), Timestamp(6_000)),
+                super::claim(w, &ids, "<b>", Timestamp(5_000), Timestamp(6_000)),
+            );
+            let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+            assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_sqlite_store_retries_what_it_was_sending_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("r.db").display().to_string();
+        let store = crate::store::Store::open(&db).await.expect("open");
+        let id = one_delivery(&store, "k").await;
+        let now = Timestamp::now();
+        super::claim(store.writer(), &[id], "<m>", now, now.plus_millis(600_000))
+            .await
+            .expect("claim");
+        store.close().await;
+        // One process owns a SQLite file: its old claims end on open.
+        let store = crate::store::Store::open(&db).await.expect("reopen");
+        let due = super::due(store.reader(), "email:x", Timestamp::now(), 10)
+            .await
+            .expect("due");
+        assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![id]);
         store.close().await;
     }
 }

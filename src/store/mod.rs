@@ -110,6 +110,16 @@ impl StoreError {
         self.unavailable().is_some()
     }
 
+    /// A value the database cannot hold as text: PostgreSQL refuses NUL
+    /// characters (SQLSTATE 22021) where SQLite stores them. Ingest refuses
+    /// control characters before the store, so this is a lookup by such an
+    /// id: the client's mistake (400), not the server's.
+    pub fn is_unstorable_text(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e))
+            if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
+                && matches!(e.code().as_deref(), Some("22021" | "22P05")))
+    }
+
     /// Which transient failure this is, if it is one.
     pub fn unavailable(&self) -> Option<Unavailable> {
         match self {
@@ -274,6 +284,18 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./src/store/migrat
 /// True for a `postgres://` or `postgresql://` URL.
 pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// `database` fit for logs: a URL's password replaced by `***`.
+pub fn redacted(database: &str) -> String {
+    match reqwest::Url::parse(database) {
+        Ok(mut url) if url.password().is_some() => {
+            // Only a URL that cannot have a password refuses this.
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database.to_string(),
+    }
 }
 
 impl Store {
@@ -450,8 +472,12 @@ impl Store {
     /// A cheap liveness probe of the reader pool.
     pub async fn ping(&self) -> Result<()> {
         match &self.read {
-            Pool::Sqlite(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
-            Pool::Pg(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
+            Pool::Sqlite(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
+            Pool::Pg(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
         }
         Ok(())
     }
@@ -462,5 +488,66 @@ impl Store {
             c.close().await;
         }
         self.write.close().await;
+    }
+}
+
+/// Stores for tests: SQLite always, and PostgreSQL too when
+/// `SYNCWARDEN_TEST_PG` names a server (a fresh database each call).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(crate) async fn stores(dir: &std::path::Path) -> Vec<Store> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let mut out = vec![
+            Store::open(&dir.join(format!("t{n}.db")).display().to_string())
+                .await
+                .expect("sqlite store"),
+        ];
+        if let Ok(admin) = std::env::var("SYNCWARDEN_TEST_PG") {
+            let name = format!("sw_unit_{}_{n}", std::process::id());
+            let pool = PgPool::connect(&admin).await.expect("admin connection");
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .expect("create database");
+            }
+            pool.close().await;
+            let mut url = reqwest::Url::parse(&admin).expect("SYNCWARDEN_TEST_PG is a URL");
+            url.set_path(&name);
+            out.push(Store::open(url.as_str()).await.expect("postgres store"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_logged_without_its_password() {
+        assert_eq!(
+            redacted("postgres://sw:hunter2@db.internal:5432/syncwarden"),
+            "postgres://sw:***@db.internal:5432/syncwarden"
+        );
+        assert_eq!(redacted("postgres://db/sw"), "postgres://db/sw");
+        assert_eq!(redacted("syncwarden.db"), "syncwarden.db");
+        assert!(is_postgres_url("postgresql://h/d") && !is_postgres_url("sqlite:x.db"));
+    }
+
+    #[test]
+    fn postgres_lock_and_resource_errors_are_worth_a_retry() {
+        assert_eq!(pg_unavailable("55P03"), Some(Unavailable::Busy));
+        assert_eq!(pg_unavailable("40001"), Some(Unavailable::Busy));
+        assert_eq!(pg_unavailable("53100"), Some(Unavailable::Full));
+        assert_eq!(pg_unavailable("57P01"), Some(Unavailable::Io));
+        assert_eq!(pg_unavailable("23505"), None, "a unique violation is a bug");
     }
 }

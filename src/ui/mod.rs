@@ -112,7 +112,9 @@ impl UiError {
 impl From<StoreError> for UiError {
     fn from(e: StoreError) -> Self {
         // Same policy as the API: log the detail, show none of it.
-        if e.is_transient() {
+        if e.is_unstorable_text() {
+            UiError::BadRequest("a text value contains a NUL character".into())
+        } else if e.is_transient() {
             tracing::warn!(error = %e, "store unavailable");
             UiError::Unavailable
         } else {

@@ -147,7 +147,7 @@ async fn sigkill_at_any_point_loses_no_run_and_sends_each_notice_once() {
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\ndatabase = \"{db}\"\nrules = \"{rules}\"\n\
          [api]\nrequests_per_second = 0\n\
-         [delivery]\nretry_initial = \"50ms\"\nretry_max = \"300ms\"\n\
+         [delivery]\nretry_initial = \"50ms\"\nretry_max = \"300ms\"\nclaim_lease = \"1s\"\n\
          [channels.email.default]\nsmtp_url = \"{smtp}\"\nto = [\"oncall@example.com\"]\n",
         db = db.url(),
         rules = dir.path().join("rules").display(),

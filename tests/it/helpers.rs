@@ -249,6 +249,8 @@ fn config_for(dir: &Path, database: &str, opts: &Opts) -> Config {
     // Retries in milliseconds, not minutes: fault tests wait for them.
     c.delivery.retry_initial = std::time::Duration::from_millis(50);
     c.delivery.retry_max = std::time::Duration::from_millis(400);
+    // A claim a killed server left is retried soon (PostgreSQL keeps it).
+    c.delivery.claim_lease = std::time::Duration::from_secs(2);
     c
 }
 

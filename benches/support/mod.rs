@@ -66,11 +66,22 @@ impl Drop for Server {
 /// at `db`, rules from `rules`, the per-client rate limit off, and `extra`
 /// appended verbatim.
 pub fn write_config(dir: &Path, port: u16, db: &Path, rules: &Path, extra: &str) -> PathBuf {
+    write_config_db(dir, port, &db.display().to_string(), rules, extra)
+}
+
+/// [`write_config`] with `database` as written in the file: a SQLite path
+/// or a `postgres://` URL.
+pub fn write_config_db(
+    dir: &Path,
+    port: u16,
+    database: &str,
+    rules: &Path,
+    extra: &str,
+) -> PathBuf {
     let path = dir.join("syncwarden.toml");
     let text = format!(
-        "listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\nrules = \"{}\"\ntemplates = \"{}\"\n\
+        "listen = \"127.0.0.1:{port}\"\ndatabase = \"{database}\"\nrules = \"{}\"\ntemplates = \"{}\"\n\
          [api]\nrequests_per_second = 0\n{extra}",
-        db.display(),
         rules.display(),
         concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
     );

@@ -20,6 +20,8 @@ mod notify_email;
 
 mod crash;
 
+mod replicas;
+
 mod webhooks;
 
 mod pollers;

@@ -157,7 +157,7 @@ async fn seed(store: &Store, syncs: usize, runs: usize, now: Timestamp) {
             state: serde_json::to_string(&a).expect("state JSON"),
         });
     }
-    store::alerts::save(&mut tx, &rows, now)
+    store::alerts::save(&mut tx, &rows, now, 0)
         .await
         .expect("alerts");
     tx.commit().await.expect("commit");
@@ -208,7 +208,7 @@ async fn write(store: &Store, batch: &[Run], now: Timestamp) {
             runs: n,
         })
         .collect();
-    store::syncs::upsert(&mut tx, &updates, now)
+    store::syncs::upsert(&mut tx, &updates, now, 0)
         .await
         .expect("syncs");
     tx.commit().await.expect("commit");

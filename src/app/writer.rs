@@ -89,6 +89,8 @@ struct IncidentChanges {
     opened: Vec<((String, String), String)>,
     closed: Vec<(String, (String, String))>,
     outbox_changed: bool,
+    /// Alerts were removed: other replicas must reload all alert state.
+    reset: bool,
 }
 
 /// The grouping key of a notice (SPEC §3.6): its rule's `group_by` values;
@@ -278,36 +280,79 @@ impl Writer {
         })
     }
 
-    /// Starts a write transaction. On a shared database, reloads the engine
-    /// first when another replica has committed since this one last did.
+    /// Starts a write transaction. On a shared database, first takes in
+    /// what other replicas committed since this one last did: the alert and
+    /// sync rows stamped with a newer generation, merged into the engine;
+    /// or, after a reset (alerts removed, silences or rules changed) or at
+    /// the first transaction, everything, as at start-up.
     async fn begin(&mut self) -> Result<WriteTx, StoreError> {
         let mut tx = self.store.begin().await?;
-        if let Some(current) = tx.generation().await?
-            && self.generation != Some(current)
-        {
-            if self.generation.is_some() {
-                tracing::debug!(from = ?self.generation, to = current, "another replica committed; reloading alert state");
+        if let Some((current, reset)) = tx.generation().await? {
+            match self.generation {
+                Some(mine) if mine == current => {}
+                Some(mine) if reset <= mine => {
+                    tracing::debug!(
+                        from = mine,
+                        to = current,
+                        "another replica committed; taking its changes in"
+                    );
+                    let pool = self.store.writer();
+                    let mut states = Vec::new();
+                    for row in store::alerts::changed_since(pool, mine).await? {
+                        states.push(
+                            serde_json::from_str(&row.state)
+                                .map_err(|e| store::corrupt("alerts.state", e))?,
+                        );
+                    }
+                    self.engine.merge(states);
+                    for (sync, t) in store::syncs::last_evaluated_since(pool, mine).await? {
+                        self.last_evaluated.insert(sync, Timestamp(t));
+                    }
+                    self.open_incidents = store::notices::open_incidents(pool)
+                        .await?
+                        .into_iter()
+                        .map(|(rule, sync_id, id)| ((rule, sync_id), id))
+                        .collect();
+                }
+                _ => {
+                    if self.generation.is_some() {
+                        tracing::debug!(from = ?self.generation, to = current, "another replica reset shared state; reloading it");
+                    }
+                    let loaded = load_state(&self.store, (self.clock)()).await?;
+                    let silences = loaded
+                        .silences
+                        .iter()
+                        .filter_map(to_engine_silence)
+                        .collect();
+                    self.engine =
+                        Engine::restore(self.engine.rules().clone(), loaded.states, silences);
+                    self.silences = loaded.silences;
+                    self.last_evaluated = loaded.last_evaluated;
+                    self.open_incidents = loaded.open_incidents;
+                }
             }
-            let loaded = load_state(&self.store, (self.clock)()).await?;
-            let silences = loaded
-                .silences
-                .iter()
-                .filter_map(to_engine_silence)
-                .collect();
-            self.engine = Engine::restore(self.engine.rules().clone(), loaded.states, silences);
-            self.silences = loaded.silences;
-            self.last_evaluated = loaded.last_evaluated;
-            self.open_incidents = loaded.open_incidents;
             self.generation = Some(current);
         }
         Ok(tx)
     }
 
+    /// The generation this transaction's rows are stamped with: the one its
+    /// commit will have (0 on SQLite).
+    fn next_generation(&self) -> i64 {
+        self.generation.map_or(0, |g| g + 1)
+    }
+
     /// Commits; a transaction that `changed` shared state bumps the
-    /// generation, so the other replicas reload before their next change.
-    async fn commit(&mut self, mut tx: WriteTx, changed: bool) -> Result<(), StoreError> {
+    /// generation, so the other replicas take it in before their next
+    /// change (all of it after a `reset`).
+    async fn commit(
+        &mut self,
+        mut tx: WriteTx,
+        changed: bool,
+        reset: bool,
+    ) -> Result<(), StoreError> {
         let next = if changed {
-            tx.bump_generation().await?
+            tx.bump_generation(reset).await?
         } else {
             None
         };
@@ -457,7 +502,8 @@ impl Writer {
             let notices = self.engine.advance_to(now);
             let changed = !notices.is_empty() || !self.engine.dirty().is_empty();
             let changes = self.persist(&mut tx, &notices, now).await?;
-            self.commit(tx, changed).await?;
+            let reset = changes.reset;
+            self.commit(tx, changed, reset).await?;
             Ok::<_, StoreError>(((), changes))
         }
         .await;
@@ -635,7 +681,7 @@ impl Writer {
                 runs: *n,
             })
             .collect();
-        store::syncs::upsert(&mut tx, &updates, now).await?;
+        store::syncs::upsert(&mut tx, &updates, now, self.next_generation()).await?;
 
         let mut notices = Vec::new();
         {
@@ -645,7 +691,8 @@ impl Writer {
             }
         }
         let changes = self.persist(&mut tx, &notices, now).await?;
-        self.commit(tx, true).await?;
+        let reset = changes.reset;
+        self.commit(tx, true, reset).await?;
         crate::telemetry::store_written(started.elapsed());
         rows.iter()
             .for_each(|r| crate::telemetry::run_ingested(r.run));
@@ -691,8 +738,10 @@ impl Writer {
                 None => removed.push(map_key),
             }
         }
-        store::alerts::save(tx, &rows, now).await?;
+        store::alerts::save(tx, &rows, now, self.next_generation()).await?;
         store::alerts::delete(tx, &removed).await?;
+        // Other replicas cannot see a removed row: they reload everything.
+        changes.reset = !removed.is_empty();
 
         let mut notice_rows = Vec::with_capacity(notices.len());
         for n in notices {
@@ -844,7 +893,7 @@ impl Writer {
             let engine_list = list.iter().filter_map(to_engine_silence).collect();
             let notices = self.engine.set_silences(engine_list, now);
             let changes = self.persist(&mut tx, &notices, now).await?;
-            self.commit(tx, true).await?;
+            self.commit(tx, true, true).await?;
             Ok::<_, StoreError>(((found, list), changes))
         }
         .await;
@@ -860,7 +909,7 @@ impl Writer {
             let mut tx = self.begin().await?;
             let notices = self.engine.replace_rules(rules, now);
             let changes = self.persist(&mut tx, &notices, now).await?;
-            self.commit(tx, true).await?;
+            self.commit(tx, true, true).await?;
             Ok::<_, StoreError>(((), changes))
         }
         .await;

@@ -14,9 +14,20 @@ pub struct AlertRow {
     pub state: String,
 }
 
-/// Writes the given alerts (insert or replace).
-pub async fn save(tx: &mut WriteTx, rows: &[AlertRow], now: Timestamp) -> Result<()> {
-    on_tx!(tx, alerts::save(rows, now))
+/// Writes the given alerts (insert or replace), stamped with the
+/// generation the transaction commits (0 on SQLite).
+pub async fn save(
+    tx: &mut WriteTx,
+    rows: &[AlertRow],
+    now: Timestamp,
+    generation: i64,
+) -> Result<()> {
+    on_tx!(tx, alerts::save(rows, now, generation))
+}
+
+/// Alerts written by generations after `generation`.
+pub async fn changed_since(pool: &Pool, generation: i64) -> Result<Vec<AlertRow>> {
+    on_pool!(pool, alerts::changed_since(generation))
 }
 
 /// Deletes alerts whose rule was removed.

@@ -27,6 +27,18 @@ pub async fn save(
     on_pool!(pool, cursors::save(source, sync_id, cursor, now_ms))
 }
 
+/// Takes or renews the poll lease of `source` for `owner` until `until`
+/// (unix ms); `false` while another replica's lease runs.
+pub async fn claim_source(
+    pool: &Pool,
+    source: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool> {
+    on_pool!(pool, cursors::claim_source(source, owner, now, until))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +64,45 @@ mod tests {
         assert_eq!(got["1"], "{\"a\":2}");
         assert!(load(store.writer(), "x").await.expect("load").is_empty());
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn one_replica_polls_a_source_until_its_lease_runs_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for store in crate::store::testing::stores(dir.path()).await {
+            let w = store.writer();
+            assert!(claim_source(w, "census", "a", 0, 100).await.expect("claim"));
+            assert!(
+                !claim_source(w, "census", "b", 50, 150)
+                    .await
+                    .expect("claim")
+            );
+            assert!(
+                claim_source(w, "census", "a", 60, 160)
+                    .await
+                    .expect("renew")
+            );
+            assert!(
+                claim_source(w, "hightouch", "b", 60, 160)
+                    .await
+                    .expect("other")
+            );
+            assert!(
+                !claim_source(w, "census", "b", 159, 259)
+                    .await
+                    .expect("claim")
+            );
+            assert!(
+                claim_source(w, "census", "b", 160, 260)
+                    .await
+                    .expect("take over")
+            );
+            assert!(
+                !claim_source(w, "census", "a", 170, 270)
+                    .await
+                    .expect("lost")
+            );
+            store.close().await;
+        }
     }
 }

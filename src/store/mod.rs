@@ -243,22 +243,25 @@ impl WriteTx {
     }
 
     /// The generation of the shared alert state this transaction starts
-    /// from: bumped by every commit that changed it, so a replica whose own
-    /// last commit is not the latest knows to reload. `None` on SQLite,
-    /// where this process is the only writer.
-    pub async fn generation(&mut self) -> Result<Option<i64>> {
+    /// from, and the last generation that was a reset: bumped by every
+    /// commit that changed it, so a replica whose own last commit is not the
+    /// latest knows to reload. `None` on SQLite, where this process is the
+    /// only writer.
+    pub async fn generation(&mut self) -> Result<Option<(i64, i64)>> {
         match self {
             WriteTx::Sqlite(_) => Ok(None),
             WriteTx::Pg(t) => Ok(Some(pg::epoch::current(&mut **t).await?)),
         }
     }
 
-    /// Records that this transaction changes the shared alert state;
-    /// returns the generation it will have once committed.
-    pub async fn bump_generation(&mut self) -> Result<Option<i64>> {
+    /// Records that this transaction changes the shared alert state (a
+    /// `reset` when it removed alerts or changed silences or rules, which
+    /// other replicas then reload whole); returns the generation it will
+    /// have once committed.
+    pub async fn bump_generation(&mut self, reset: bool) -> Result<Option<i64>> {
         match self {
             WriteTx::Sqlite(_) => Ok(None),
-            WriteTx::Pg(t) => Ok(Some(pg::epoch::bump(&mut **t).await?)),
+            WriteTx::Pg(t) => Ok(Some(pg::epoch::bump(&mut **t, reset).await?)),
         }
     }
 }
@@ -457,7 +460,7 @@ impl Store {
     pub async fn generation(&self) -> Result<Option<i64>> {
         match &self.write {
             Pool::Sqlite(_) => Ok(None),
-            Pool::Pg(p) => Ok(Some(pg::epoch::current(p).await?)),
+            Pool::Pg(p) => Ok(Some(pg::epoch::current(p).await?.0)),
         }
     }
 

@@ -31,8 +31,19 @@ pub struct SyncRow {
 }
 
 /// Upserts the syncs touched by a batch.
-pub async fn upsert(tx: &mut WriteTx, updates: &[SyncUpdate<'_>], now: Timestamp) -> Result<()> {
-    on_tx!(tx, syncs::upsert(updates, now))
+pub async fn upsert(
+    tx: &mut WriteTx,
+    updates: &[SyncUpdate<'_>],
+    now: Timestamp,
+    generation: i64,
+) -> Result<()> {
+    on_tx!(tx, syncs::upsert(updates, now, generation))
+}
+
+/// Newest evaluated finish time of the syncs written by generations after
+/// `generation`.
+pub async fn last_evaluated_since(pool: &Pool, generation: i64) -> Result<Vec<(String, i64)>> {
+    on_pool!(pool, syncs::last_evaluated_since(generation))
 }
 
 /// Newest evaluated finish time of every sync (loaded once at start; the

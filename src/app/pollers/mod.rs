@@ -157,6 +157,8 @@ pub fn spawn(vendors: &Vendors, writer: WriterHandle, store: Store) -> Pollers {
                 store: store.clone(),
                 status: vendors.status.clone(),
                 cursors: None,
+                owner: replica_id(),
+                leading: false,
             };
             tokio::spawn(poller.run(stopped.clone()))
         })
@@ -224,6 +226,17 @@ struct Poller {
     status: SourceStatus,
     /// Loaded at the first poll; then kept in step with the database.
     cursors: Option<HashMap<String, Cursor>>,
+    /// This process, as the holder of poll leases.
+    owner: String,
+    /// Whether this replica held the source's lease at its last round.
+    leading: bool,
+}
+
+/// Names this process among replicas sharing a database: host, pid and a
+/// random part (a restarted process is a new owner).
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 impl Poller {
@@ -248,6 +261,41 @@ impl Poller {
     /// status and the log, never up.
     async fn poll(&mut self) {
         let started = Timestamp::now();
+        // Replicas on one database poll each source from one of them: the
+        // lease holder, renewed every round; the others stand by and take
+        // over once it runs out (three rounds).
+        let lease = (self.interval.as_millis() as i64)
+            .saturating_mul(3)
+            .max(30_000);
+        match store::cursors::claim_source(
+            self.store.writer(),
+            &self.label,
+            &self.owner,
+            started.0,
+            started.0.saturating_add(lease),
+        )
+        .await
+        {
+            Ok(true) => {
+                if !self.leading {
+                    // Another replica may have moved the cursors on.
+                    self.cursors = None;
+                    self.leading = true;
+                }
+            }
+            Ok(false) => {
+                self.leading = false;
+                self.status.update(&self.label, |h| h.state = "standby");
+                tracing::debug!(source = %self.label, "another replica polls this source");
+                return;
+            }
+            Err(e) => {
+                let e = format!("taking the poll lease: {e}");
+                tracing::warn!(source = %self.label, error = %e, "poll skipped");
+                self.status.api_failed(&self.label, &e, Timestamp::now());
+                return;
+            }
+        }
         self.status
             .update(&self.label, |h| h.last_poll_at = Some(started));
         let syncs = match self.list().await {

@@ -22,8 +22,9 @@ pub struct SourceHealth {
     /// How runs arrive: `webhook`, `webhook + api`, `poll every 1m`, …
     pub mode: String,
     /// `ok`, `starting` (no poll finished yet), `degraded` (some syncs could
-    /// not be polled) or `error` (the last poll, or the last API call a
-    /// webhook needed, failed).
+    /// not be polled), `error` (the last poll, or the last API call a
+    /// webhook needed, failed) or `standby` (another replica on the same
+    /// database polls this source).
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

@@ -118,34 +118,8 @@ impl Engine {
     pub fn restore(rules: RuleSet, alerts: Vec<AlertState>, silences: Vec<Silence>) -> Engine {
         let mut e = Engine::new(rules);
         let rules = Arc::clone(&e.rules);
-        for mut a in alerts {
-            let key = Arc::clone(&a.key);
-            if let Some(old) = e.by_key.remove(&*key) {
-                // A repeated key: the later state wins.
-                if let Some(prev) = e.slots[old].state.take() {
-                    e.unindex(old, &prev);
-                }
-                e.orphans.remove(&*key);
-                e.free.push(old);
-            }
-            let kept = match rules.rule(&key.rule) {
-                Some(rule) if rule.matches(&key.sync_id, &a.labels) => {
-                    a.after_load(rule);
-                    // Rules edited while the process was down take effect
-                    // now; with unchanged rules this changes nothing.
-                    a.retune(rule, None);
-                    true
-                }
-                _ => false,
-            };
-            let s = e.sync_slot(&key.sync_id);
-            let id = e.alloc(s);
-            e.place(id, a);
-            if kept {
-                e.index(id);
-            } else {
-                e.orphans.insert((*key).clone());
-            }
+        for a in alerts {
+            e.load(&rules, a);
         }
         // The restore instant is unknown, so every silence boundary is
         // kept: a boundary already passed only settles alerts again, which
@@ -159,6 +133,49 @@ impl Engine {
         e.silences = silences.into_iter().map(Compiled::new).collect();
         e.reconcile = true;
         e
+    }
+
+    /// Takes in alert states another writer of the same database committed
+    /// (a replica, under the store's writer lock): each replaces the state
+    /// held for its key, loaded as `restore` loads it. Call between
+    /// transactions: nothing is journaled, and the states are already
+    /// settled, so nothing is re-evaluated.
+    pub fn merge(&mut self, alerts: Vec<AlertState>) {
+        let rules = Arc::clone(&self.rules);
+        for a in alerts {
+            self.load(&rules, a);
+        }
+    }
+
+    /// Loads one persisted state, replacing any state of its key.
+    fn load(&mut self, rules: &RuleSet, mut a: AlertState) {
+        let key = Arc::clone(&a.key);
+        if let Some(old) = self.by_key.remove(&*key) {
+            // A repeated key: the later state wins.
+            if let Some(prev) = self.slots[old].state.take() {
+                self.unindex(old, &prev);
+            }
+            self.orphans.remove(&*key);
+            self.free.push(old);
+        }
+        let kept = match rules.rule(&key.rule) {
+            Some(rule) if rule.matches(&key.sync_id, &a.labels) => {
+                a.after_load(rule);
+                // Rules edited while the process was down take effect
+                // now; with unchanged rules this changes nothing.
+                a.retune(rule, None);
+                true
+            }
+            _ => false,
+        };
+        let s = self.sync_slot(&key.sync_id);
+        let id = self.alloc(s);
+        self.place(id, a);
+        if kept {
+            self.index(id);
+        } else {
+            self.orphans.insert((*key).clone());
+        }
     }
 
     /// Evaluates one finished run (the caller filters `running` and late

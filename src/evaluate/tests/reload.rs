@@ -314,3 +314,50 @@ fn a_restored_flap_share_is_the_one_its_window_gives() {
     let back = restored.alert(&key).and_then(|a| a.flap_share);
     assert_eq!(back.map(f64::to_bits), Some(share.to_bits()));
 }
+
+/// Two replicas on one database: each evaluates every other run, taking in
+/// the alert states the other committed (`merge`) before its own turn, as
+/// the server's writer does under the store's lock. Together they give the
+/// notices one engine gives, timers included.
+#[test]
+fn two_engines_merging_each_others_commits_act_as_one() {
+    let runs = history();
+    let end = at(2500);
+    let mut whole = Engine::new(rules(MIXED));
+    whole.set_silences(silences(), at(0));
+    let mut expected = play(&mut whole, &runs);
+    expected.extend(whole.advance_to(end));
+
+    let mut replicas = [Engine::new(rules(MIXED)), Engine::new(rules(MIXED))];
+    for e in &mut replicas {
+        e.set_silences(silences(), at(0));
+        e.commit();
+    }
+    let mut got = Vec::new();
+    // What each replica has not yet taken in from the other.
+    let mut inbox: [Vec<AlertState>; 2] = [Vec::new(), Vec::new()];
+    for (i, r) in runs.iter().enumerate() {
+        let me = i % 2;
+        let pending = std::mem::take(&mut inbox[me]);
+        replicas[me].merge(pending);
+        got.extend(replicas[me].on_run(r));
+        let changed: Vec<AlertState> = replicas[me]
+            .dirty()
+            .iter()
+            .filter_map(|k| replicas[me].alert(k).cloned())
+            .collect();
+        replicas[me].commit();
+        inbox[1 - me].extend(changed);
+    }
+    let last = (runs.len() - 1) % 2;
+    let other = 1 - last;
+    let pending = std::mem::take(&mut inbox[other]);
+    replicas[other].merge(pending);
+    got.extend(replicas[other].advance_to(end));
+    assert!(expected.len() > 4, "the history produces notices");
+    assert_eq!(
+        got.iter().map(show).collect::<Vec<_>>(),
+        expected.iter().map(show).collect::<Vec<_>>()
+    );
+    assert_eq!(got, expected);
+}

@@ -8,20 +8,22 @@ use crate::store::Result;
 use crate::store::alerts::AlertRow;
 
 /// Writes the given alerts (insert or replace).
-pub async fn save(tx: &mut Tx, rows: &[AlertRow], now: Timestamp) -> Result<()> {
+pub async fn save(tx: &mut Tx, rows: &[AlertRow], now: Timestamp, generation: i64) -> Result<()> {
     for chunk in rows.chunks(5_000) {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO alerts (rule, sync_id, state_name, state, updated_ms) ");
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO alerts (rule, sync_id, state_name, state, updated_ms, gen) ",
+        );
         qb.push_values(chunk, |mut b, r| {
             b.push_bind(r.rule.as_str())
                 .push_bind(r.sync_id.as_str())
                 .push_bind(r.state_name.as_str())
                 .push_bind(r.state.as_str())
-                .push_bind(now.0);
+                .push_bind(now.0)
+                .push_bind(generation);
         });
         qb.push(
             " ON CONFLICT (rule, sync_id) DO UPDATE SET state_name = excluded.state_name, \
-             state = excluded.state, updated_ms = excluded.updated_ms",
+             state = excluded.state, updated_ms = excluded.updated_ms, gen = excluded.gen",
         );
         qb.build().execute(&mut **tx).await?;
     }
@@ -78,4 +80,15 @@ pub async fn names_all(pool: &Pool) -> Result<Vec<(String, String, String)>> {
             .fetch_all(pool)
             .await?,
     )
+}
+
+/// Alerts written by generations after `generation` (another replica's
+/// commits since this one's last).
+pub async fn changed_since(pool: &Pool, generation: i64) -> Result<Vec<AlertRow>> {
+    Ok(sqlx::query_as(
+        "SELECT rule, sync_id, state_name, state FROM alerts WHERE gen > $1 ORDER BY rule, sync_id",
+    )
+    .bind(generation)
+    .fetch_all(pool)
+    .await?)
 }

@@ -36,3 +36,28 @@ pub async fn save(
     .await?;
     Ok(())
 }
+
+/// Takes or renews the poll lease of `source` for `owner` until `until`:
+/// granted when no replica holds it, `owner` already does, or the holder's
+/// lease ran out by `now`.
+pub async fn claim_source(
+    pool: &Pool,
+    source: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "INSERT INTO poll_leases (source, owner, until_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (source) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms \
+         WHERE poll_leases.owner = excluded.owner OR poll_leases.until_ms <= $4 \
+         RETURNING owner",
+    )
+    .bind(source)
+    .bind(owner)
+    .bind(until)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}

@@ -14,25 +14,32 @@ pub async fn lock(tx: &mut sqlx::Transaction<'static, Db>, key: i64) -> Result<(
     Ok(())
 }
 
-/// The generation as committed (or as this transaction sees it).
-pub async fn current<'e, E>(e: E) -> Result<i64>
+/// The generation and the last reset generation, as committed (or as this
+/// transaction sees them).
+pub async fn current<'e, E>(e: E) -> Result<(i64, i64)>
 where
     E: sqlx::Executor<'e, Database = Db>,
 {
-    let (generation,): (i64,) = sqlx::query_as("SELECT gen FROM writer_epoch WHERE id = 1")
-        .fetch_one(e)
-        .await?;
-    Ok(generation)
+    Ok(
+        sqlx::query_as("SELECT gen, reset_gen FROM writer_epoch WHERE id = 1")
+            .fetch_one(e)
+            .await?,
+    )
 }
 
-/// Bumps the generation; returns the new one.
-pub async fn bump<'e, E>(e: E) -> Result<i64>
+/// Bumps the generation (and makes it a reset when `reset`); returns the
+/// new one.
+pub async fn bump<'e, E>(e: E, reset: bool) -> Result<i64>
 where
     E: sqlx::Executor<'e, Database = Db>,
 {
-    let (generation,): (i64,) =
-        sqlx::query_as("UPDATE writer_epoch SET gen = gen + 1 WHERE id = 1 RETURNING gen")
-            .fetch_one(e)
-            .await?;
+    let (generation,): (i64,) = sqlx::query_as(
+        "UPDATE writer_epoch SET gen = gen + 1, \
+         reset_gen = CASE WHEN $1 THEN gen + 1 ELSE reset_gen END \
+         WHERE id = 1 RETURNING gen",
+    )
+    .bind(reset)
+    .fetch_one(e)
+    .await?;
     Ok(generation)
 }

@@ -8,11 +8,16 @@ use crate::store::syncs::{SyncRow, SyncUpdate};
 use crate::store::{Result, corrupt};
 
 /// Upserts the syncs touched by a batch.
-pub async fn upsert(tx: &mut Tx, updates: &[SyncUpdate<'_>], now: Timestamp) -> Result<()> {
+pub async fn upsert(
+    tx: &mut Tx,
+    updates: &[SyncUpdate<'_>],
+    now: Timestamp,
+    generation: i64,
+) -> Result<()> {
     for chunk in updates.chunks(2_000) {
         let mut qb: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO syncs (sync_id, source, labels, first_seen_ms, last_run_id, last_status, \
-             last_finished_ms, last_evaluated_ms, runs_total) ",
+             last_finished_ms, last_evaluated_ms, runs_total, gen) ",
         );
         let mut encode_err = None;
         qb.push_values(chunk, |mut b, u| {
@@ -28,7 +33,8 @@ pub async fn upsert(tx: &mut Tx, updates: &[SyncUpdate<'_>], now: Timestamp) -> 
                 .push_bind(u.newest.status.as_str())
                 .push_bind(u.newest.finished_at.map(|t| t.0))
                 .push_bind(u.last_evaluated.map(|t| t.0))
-                .push_bind(u.runs);
+                .push_bind(u.runs)
+                .push_bind(generation);
         });
         if let Some(e) = encode_err {
             return Err(corrupt("syncs (encoding)", e));
@@ -42,7 +48,7 @@ pub async fn upsert(tx: &mut Tx, updates: &[SyncUpdate<'_>], now: Timestamp) -> 
                   OR excluded.last_finished_ms >= syncs.last_finished_ms)))";
         qb.push(format!(
             " ON CONFLICT (sync_id) DO UPDATE SET \
-             runs_total = syncs.runs_total + excluded.runs_total, \
+             runs_total = syncs.runs_total + excluded.runs_total, gen = excluded.gen, \
              source = COALESCE(excluded.source, syncs.source), \
              labels = CASE WHEN {NEWER} THEN excluded.labels ELSE syncs.labels END, \
              last_run_id = CASE WHEN {NEWER} THEN excluded.last_run_id ELSE syncs.last_run_id END, \
@@ -67,6 +73,18 @@ pub async fn last_evaluated_all(pool: &Pool) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(
         "SELECT sync_id, last_evaluated_ms FROM syncs WHERE last_evaluated_ms IS NOT NULL",
     )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Newest evaluated finish time of the syncs written by generations after
+/// `generation`.
+pub async fn last_evaluated_since(pool: &Pool, generation: i64) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT sync_id, last_evaluated_ms FROM syncs \
+         WHERE gen > $1 AND last_evaluated_ms IS NOT NULL",
+    )
+    .bind(generation)
     .fetch_all(pool)
     .await?)
 }

@@ -63,7 +63,9 @@ fn main() {
     };
     let (mut report, rt) = support::start("pg_replicas");
     let mut rows = Vec::new();
-    for replicas in [1, 3] {
+    // 0 replicas stands for the SQLite baseline: one server on a file, the
+    // same load in the same run.
+    for replicas in [0, 1, 3] {
         let (batched, single, cpu_per_krun) = rt.block_on(ingest(&admin, replicas));
         let smtp = rt.block_on(latency(&admin, replicas));
         rows.push(Figures {
@@ -86,14 +88,17 @@ fn main() {
         PHASE.as_secs()
     ));
     report.line(
-        "| replicas | batched runs/s | batch p50 / p99 ms | single req/s | single p50 / p99 ms | \
+        "| store, replicas | batched runs/s | batch p50 / p99 ms | single req/s | single p50 / p99 ms | \
          syncwarden CPU ms per 1k runs | POST→SMTP p50 / p99 ms |",
     );
     report.line("|---|---|---|---|---|---|---|");
     for f in &rows {
         report.line(format!(
             "| {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} |",
-            f.replicas,
+            match f.replicas {
+                0 => "SQLite, 1".to_string(),
+                n => format!("PostgreSQL, {n}"),
+            },
             f.batched_runs_s,
             f.batch_p50,
             f.batch_p99,
@@ -202,16 +207,26 @@ fn client() -> reqwest::Client {
 
 /// Phases 1 and 2 on `n` replicas: ((runs/s, batch latencies),
 /// (requests/s, latencies), syncwarden CPU ms per 1,000 runs of phase 1).
+/// The database of a phase: a fresh PostgreSQL database, or for `n == 0`
+/// a SQLite file in `root` (one server).
+async fn database(admin: &str, label: &str, n: usize, root: &Path) -> (String, Option<BenchDb>) {
+    if n == 0 {
+        return (root.join("bench.db").display().to_string(), None);
+    }
+    let db = BenchDb::create(admin, label).await;
+    (db.url.clone(), Some(db))
+}
+
 async fn ingest(admin: &str, n: usize) -> ((f64, Vec<f64>), (f64, Vec<f64>), f64) {
-    let db = BenchDb::create(admin, &format!("ingest{n}")).await;
     let root = tempfile::tempdir().expect("tempdir");
+    let (url, db) = database(admin, &format!("ingest{n}"), n, root.path()).await;
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     // Notices the shipped rules raise go to `.eml` files in each replica's
     // directory.
     let servers = replicas(
         root.path(),
-        n,
-        &db.url,
+        n.max(1),
+        &url,
         &rules,
         "[channels.email.default]\noutbox_dir = \"{dir}/outbox\"\n",
     );
@@ -234,7 +249,9 @@ async fn ingest(admin: &str, n: usize) -> ((f64, Vec<f64>), (f64, Vec<f64>), f64
     for s in servers {
         s.stop();
     }
-    db.drop_db().await;
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
     (batched, single, cpu_per_krun)
 }
 
@@ -326,9 +343,9 @@ fn now_ns() -> u128 {
 
 /// Phase 3 on `n` replicas: sorted POST → SMTP latencies (ms).
 async fn latency(admin: &str, n: usize) -> Vec<f64> {
-    let db = BenchDb::create(admin, &format!("latency{n}")).await;
     let sink = support::start_sink();
     let root = tempfile::tempdir().expect("tempdir");
+    let (url, db) = database(admin, &format!("latency{n}"), n, root.path()).await;
     let rules = root.path().join("rules");
     std::fs::create_dir_all(&rules).expect("rules dir");
     std::fs::write(
@@ -340,7 +357,7 @@ async fn latency(admin: &str, n: usize) -> Vec<f64> {
         "[channels.email.default]\nsmtp_url = \"smtp://127.0.0.1:{}?tls=none\"\nto = [\"oncall@example.com\"]\n",
         sink.port
     );
-    let servers = replicas(root.path(), n, &db.url, &rules, &channel);
+    let servers = replicas(root.path(), n.max(1), &url, &rules, &channel);
     let http = client();
     let finished = syncwarden::model::Timestamp::now()
         .plus_millis(-60_000)
@@ -378,7 +395,9 @@ async fn latency(admin: &str, n: usize) -> Vec<f64> {
     for s in servers {
         s.stop();
     }
-    db.drop_db().await;
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
     latencies.sort_by(|a, b| a.total_cmp(b));
     latencies
 }

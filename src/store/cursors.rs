@@ -39,6 +39,12 @@ pub async fn claim_source(
     on_pool!(pool, cursors::claim_source(source, owner, now, until))
 }
 
+/// Gives up `owner`'s poll lease of `source`, so another replica (or this
+/// one restarted) takes the source over at once.
+pub async fn release_source(pool: &Pool, source: &str, owner: &str) -> Result<()> {
+    on_pool!(pool, cursors::release_source(source, owner))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

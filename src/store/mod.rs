@@ -352,8 +352,10 @@ impl Store {
             .await?;
         SQLITE_MIGRATOR.run(&write).await?;
         // One process owns a SQLite file: a delivery it was sending when it
-        // stopped is retried now, not when its claim would have run out.
+        // stopped is retried now, not when its claim would have run out, and
+        // its pollers poll at once.
         sqlite::deliveries::release_claims(&write).await?;
+        sqlite::cursors::release_all(&write).await?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

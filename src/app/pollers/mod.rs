@@ -254,6 +254,12 @@ impl Poller {
                 () = tokio::time::sleep(self.interval) => {}
             }
         }
+        if self.leading
+            && let Err(e) =
+                store::cursors::release_source(self.store.writer(), &self.label, &self.owner).await
+        {
+            tracing::warn!(source = %self.label, error = %e, "poll lease not released; another replica takes over when it runs out");
+        }
         tracing::debug!(source = %self.label, "poller stopped");
     }
 

@@ -61,3 +61,20 @@ pub async fn claim_source(
     .await?;
     Ok(row.is_some())
 }
+
+/// Gives up `owner`'s poll lease of `source` (a replica stopping cleanly).
+pub async fn release_source(pool: &Pool, source: &str, owner: &str) -> Result<()> {
+    sqlx::query("DELETE FROM poll_leases WHERE source = $1 AND owner = $2")
+        .bind(source)
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends every poll lease (SQLite at start-up: one process owns the file).
+#[allow(dead_code)]
+pub async fn release_all(pool: &Pool) -> Result<()> {
+    sqlx::query("DELETE FROM poll_leases").execute(pool).await?;
+    Ok(())
+}

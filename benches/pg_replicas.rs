@@ -370,7 +370,7 @@ async fn latency(admin: &str, n: usize) -> Vec<f64> {
         });
         let t0 = now_ns();
         let resp = http
-            .post(servers[i % n].url("/v1/runs"))
+            .post(servers[i % servers.len()].url("/v1/runs"))
             .json(&body)
             .send()
             .await

@@ -279,7 +279,7 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The one advisory lock every replica's write transaction takes
 /// (`pg_advisory_xact_lock`, released at commit or rollback): "SWRDN\0\0\1".
-const WRITER_LOCK: i64 = 0x5357_5244_4e00_0001;
+pub const WRITER_LOCK: i64 = 0x5357_5244_4e00_0001;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./src/store/migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./src/store/migrations/postgres");

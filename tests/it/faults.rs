@@ -71,6 +71,52 @@ db.execute("ROLLBACK")
     }
 }
 
+/// Another replica stuck inside evaluate-and-commit, on PostgreSQL: a
+/// session holding the store's writer lock until released.
+struct ForeignPgLock {
+    conn: sqlx::PgConnection,
+}
+
+impl ForeignPgLock {
+    async fn take(url: &str) -> ForeignPgLock {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(syncwarden::store::WRITER_LOCK)
+            .execute(&mut conn)
+            .await
+            .expect("take the writer lock");
+        ForeignPgLock { conn }
+    }
+
+    async fn release(self) {
+        use sqlx::Connection;
+        self.conn.close().await.expect("close");
+    }
+}
+
+/// The lock another writer holds, whichever the backend.
+enum Held {
+    Sqlite(ForeignLock),
+    Pg(ForeignPgLock),
+}
+
+impl Held {
+    async fn take(app: &TestApp) -> Held {
+        match app.database_url() {
+            Some(url) => Held::Pg(ForeignPgLock::take(url).await),
+            None => Held::Sqlite(ForeignLock::take(&app.dir.path().join("syncwarden.db"))),
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Held::Sqlite(l) => l.release(),
+            Held::Pg(l) => l.release().await,
+        }
+    }
+}
+
 impl Drop for ForeignLock {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -119,22 +165,19 @@ async fn notice_kinds(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn a_database_locked_by_another_process_gets_a_503_and_the_retry_succeeds() {
-    if backend_is_postgres() {
-        eprintln!("skipped on postgres: a second process locks the SQLite file");
-        return;
-    }
+    // SQLite: another process holds the file's write lock. PostgreSQL:
+    // another replica holds the writer lock.
     let app = spawn_with(Opts {
         rules: Some(RULES.into()),
         busy_timeout: Some(Duration::from_millis(300)),
         ..Opts::default()
     })
     .await;
-    let db = app.dir.path().join("syncwarden.db");
     let first = run("orders", "r1", "failed", &minutes_from_now(-3));
     let second = run("orders", "r2", "failed", &minutes_from_now(-2));
     assert_eq!(app.post_json("/v1/runs", &first).await.0, 202);
 
-    let lock = ForeignLock::take(&db);
+    let lock = Held::take(&app).await;
     // r2 is the second failure in a row: evaluating it fires. The commit
     // cannot happen, so neither the run nor the firing may survive.
     let (status, retry_after, body, took) = post_timed(&app, &second).await;
@@ -151,7 +194,7 @@ async fn a_database_locked_by_another_process_gets_a_503_and_the_retry_succeeds(
     let (_, ready) = app.get("/readyz").await;
     let writes = ready["checks"]["writes"].as_str().unwrap_or_default();
     assert!(writes.contains("locked"), "{ready}");
-    lock.release();
+    lock.release().await;
 
     // The same POST now succeeds, as a new run, not a duplicate.
     let (status, body) = app.post_json("/v1/runs", &second).await;

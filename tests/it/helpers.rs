@@ -113,7 +113,8 @@ impl TestDb {
         }
     }
 
-    async fn postgres() -> TestDb {
+    /// A fresh database on `SYNCWARDEN_TEST_PG` (whatever the matrix).
+    pub async fn postgres() -> TestDb {
         use sqlx::Connection;
         let admin = pg_admin_url();
         let name = format!(
@@ -295,6 +296,14 @@ async fn start(dir: tempfile::TempDir, opts: Opts, db: Option<TestDb>) -> TestAp
 }
 
 impl TestApp {
+    /// The PostgreSQL URL of this server's database (`None` on SQLite).
+    pub fn database_url(&self) -> Option<&str> {
+        self.db
+            .as_ref()
+            .filter(|d| d.is_postgres())
+            .map(|d| d.url())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -389,4 +398,20 @@ pub fn minutes_from_now(minutes: i64) -> String {
     syncwarden::model::Timestamp::now()
         .plus_millis(minutes * 60_000)
         .to_rfc3339()
+}
+
+#[test]
+fn with_database_name_replaces_only_the_database_name() {
+    assert_eq!(
+        with_database_name("postgres://postgres@127.0.0.1:55432/postgres", "x_1"),
+        "postgres://postgres@127.0.0.1:55432/x_1"
+    );
+    assert_eq!(
+        with_database_name("postgres://u:p@h/postgres?sslmode=disable", "x_1"),
+        "postgres://u:p@h/x_1?sslmode=disable"
+    );
+    assert_eq!(
+        with_database_name("postgres://h:5432", "x_1"),
+        "postgres://h:5432/x_1"
+    );
 }

@@ -23,12 +23,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use syncwarden::evaluate::{self, Notice};
 use syncwarden::model::Run;
 
+use crate::helpers::TestDb;
 use crate::smtp::SmtpServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncwarden");
@@ -47,98 +48,19 @@ const DELIVERY: Duration = Duration::from_secs(30);
 /// Both tests start three servers and load one database: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn admin_url() -> Option<String> {
+fn postgres_available() -> bool {
     // CI runs the suite once per backend; these tests are PostgreSQL's own,
     // so they run in its pass only.
     if std::env::var("SYNCWARDEN_TEST_BACKEND").as_deref() == Ok("sqlite") {
         println!("skipped: runs in the postgres pass (SYNCWARDEN_TEST_BACKEND=postgres)");
-        return None;
+        return false;
     }
     match std::env::var("SYNCWARDEN_TEST_PG") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
+        Ok(url) if !url.trim().is_empty() => true,
         _ => {
             println!("skipped: SYNCWARDEN_TEST_PG not set");
-            None
+            false
         }
-    }
-}
-
-/// `admin` with its database name replaced by `name` (query kept).
-fn database_url(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (admin, None),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority..].find('/') {
-        Some(i) => &base[..authority + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-#[test]
-fn database_url_replaces_only_the_database_name() {
-    assert_eq!(
-        database_url("postgres://postgres@127.0.0.1:55432/postgres", "x_1"),
-        "postgres://postgres@127.0.0.1:55432/x_1"
-    );
-    assert_eq!(
-        database_url("postgres://u:p@h/postgres?sslmode=disable", "x_1"),
-        "postgres://u:p@h/x_1?sslmode=disable"
-    );
-    assert_eq!(
-        database_url("postgres://h:5432", "x_1"),
-        "postgres://h:5432/x_1"
-    );
-}
-
-/// A fresh database on the admin URL's cluster.
-struct TestDb {
-    admin: sqlx::PgPool,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn create(admin_url: &str, label: &str) -> TestDb {
-        // The URL may carry a password: errors name the variable, not it.
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to SYNCWARDEN_TEST_PG: {e}"));
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let name = format!(
-            "syncwarden_it_{label}_{}_{}",
-            std::process::id(),
-            nanos % 1_000_000_000
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let url = database_url(admin_url, &name);
-        TestDb { admin, name, url }
-    }
-
-    /// Drops the database (the servers must be gone) and closes the pool.
-    async fn drop_db(self) {
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&self.admin)
-            .await
-        {
-            eprintln!("could not drop test database {}: {e}", self.name);
-        }
-        self.admin.close().await;
     }
 }
 
@@ -563,10 +485,10 @@ fn mailed(smtp: &SmtpServer) -> (Mailed, usize) {
 
 /// Runs the whole scenario and returns what was mailed per key, after
 /// checking the stored runs and the recorded notices against `backtest`.
-async fn run_fleet(admin: &str, plan: Plan) -> (Mailed, BTreeMap<String, Row>) {
+async fn run_fleet(plan: Plan) -> (Mailed, BTreeMap<String, Row>) {
     crate::helpers::install_crypto();
     let smtp = SmtpServer::start();
-    let db = TestDb::create(admin, plan.label).await;
+    let db = TestDb::postgres().await;
     let root = tempfile::tempdir().expect("tempdir");
     let rules_dir = root.path().join("rules");
     write_rules(&rules_dir);
@@ -591,7 +513,7 @@ async fn run_fleet(admin: &str, plan: Plan) -> (Mailed, BTreeMap<String, Row>) {
 
     let setup = Setup {
         root: root.path(),
-        database: &db.url,
+        database: db.url(),
         rules: &rules_dir,
         smtp_url: &smtp.url(),
         claim_lease: plan.claim_lease,
@@ -792,7 +714,7 @@ async fn run_fleet(admin: &str, plan: Plan) -> (Mailed, BTreeMap<String, Row>) {
     }
 
     drop(replicas);
-    db.drop_db().await;
+    drop(db);
     (by_key, sent)
 }
 
@@ -809,16 +731,15 @@ fn copies(by_key: &Mailed, sent: &BTreeMap<String, Row>) -> Vec<String> {
 
 #[tokio::test]
 async fn three_replicas_on_one_database_record_backtests_notices_and_mail_each_once() {
-    let Some(admin) = admin_url() else { return };
+    if !postgres_available() {
+        return;
+    }
     let _one_at_a_time = SERIAL.lock().await;
-    let (by_key, sent) = run_fleet(
-        &admin,
-        Plan {
-            label: "three",
-            claim_lease: None,
-            kill: false,
-        },
-    )
+    let (by_key, sent) = run_fleet(Plan {
+        label: "three",
+        claim_lease: None,
+        kill: false,
+    })
     .await;
     let twice = copies(&by_key, &sent);
     assert!(
@@ -831,16 +752,15 @@ async fn three_replicas_on_one_database_record_backtests_notices_and_mail_each_o
 
 #[tokio::test]
 async fn a_replica_killed_mid_history_loses_no_notice_and_mails_at_most_one_twice() {
-    let Some(admin) = admin_url() else { return };
+    if !postgres_available() {
+        return;
+    }
     let _one_at_a_time = SERIAL.lock().await;
-    let (by_key, sent) = run_fleet(
-        &admin,
-        Plan {
-            label: "killed",
-            claim_lease: Some("2s"),
-            kill: true,
-        },
-    )
+    let (by_key, sent) = run_fleet(Plan {
+        label: "killed",
+        claim_lease: Some("2s"),
+        kill: true,
+    })
     .await;
     assert_eq!(by_key.len(), sent.len(), "every notice mailed");
     let twice = copies(&by_key, &sent);

@@ -771,3 +771,88 @@ async fn a_replica_killed_mid_history_loses_no_notice_and_mails_at_most_one_twic
         twice.join("\n")
     );
 }
+
+/// A wall-clock deadline with three replicas running: every replica wakes
+/// for it (each polls the others' commits and knows the alert), but the
+/// stale notice is decided once, under the writer lock, and mailed once.
+#[tokio::test]
+async fn a_stale_deadline_fires_once_with_three_replicas_running() {
+    if !postgres_available() {
+        return;
+    }
+    let _one_at_a_time = SERIAL.lock().await;
+    crate::helpers::install_crypto();
+    let smtp = SmtpServer::start();
+    let db = TestDb::postgres().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let rules_dir = root.path().join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("rules dir");
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "[[rule]]\nname = \"quiet\"\nmatch = { sync = \"*\" }\nstale_after = \"3s\"\n",
+    )
+    .expect("rules");
+    let setup = Setup {
+        root: root.path(),
+        database: db.url(),
+        rules: &rules_dir,
+        smtp_url: &smtp.url(),
+        claim_lease: None,
+    };
+    let mut replicas: Vec<Replica> = (0..REPLICAS).map(|i| Replica::spawn(&setup, i)).collect();
+    let http = client();
+    for r in &mut replicas {
+        r.wait_ready(&http).await;
+    }
+    // One good run, to the first replica only; nothing after it.
+    let finished = syncwarden::model::Timestamp::now().0;
+    let run = serde_json::json!([{
+        "sync_id": "orders", "run_id": "1", "status": "success",
+        "finished_at": rfc3339(finished),
+        "records": {"processed": 10, "succeeded": 10, "failed": 0},
+    }]);
+    let body = serde_json::to_vec(&run).expect("json");
+    assert!(matches!(
+        post(&http, &replicas[0], body).await,
+        Answer::Accepted { accepted: 1, .. }
+    ));
+
+    // The deadline passes while all three run; wait for the mail, then
+    // long enough for a second replica's timer to have fired as well.
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        if !smtp.messages().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stale notice mailed\n{}",
+            replicas
+                .iter()
+                .map(Replica::log_tail)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let (by_key, total) = mailed(&smtp);
+    assert_eq!(total, 1, "one mail in all: {by_key:?}");
+    for r in &replicas {
+        let notices = notifications(&http, r).await;
+        let firing: Vec<&Value> = notices.iter().filter(|n| n["kind"] == "firing").collect();
+        assert_eq!(notices.len(), 1, "{} sees one notice: {notices:?}", r.name);
+        assert_eq!(firing.len(), 1, "{}: {notices:?}", r.name);
+        assert_eq!(firing[0]["cause"], "stale", "{}: {notices:?}", r.name);
+    }
+    drop(replicas);
+    drop(db);
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .expect("a time");
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}

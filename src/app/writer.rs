@@ -204,7 +204,7 @@ pub struct Writer {
     rules_tx: tokio::sync::watch::Sender<Arc<RuleSet>>,
     clock: fn() -> Timestamp,
     /// The shared database's generation that the engine reflects (`None` on
-    /// SQLite, or before the first transaction on PostgreSQL).
+    /// SQLite).
     generation: Option<i64>,
 }
 
@@ -223,29 +223,36 @@ struct Loaded {
 
 /// Reads alert state, silences, late-run marks and open incidents.
 async fn load_state(store: &Store, now: Timestamp) -> Result<Loaded, StoreError> {
-    let mut states = Vec::new();
-    for row in store::alerts::load_all(store.writer()).await? {
-        let state =
-            serde_json::from_str(&row.state).map_err(|e| store::corrupt("alerts.state", e))?;
-        states.push(state);
-    }
-    let silences = store::silences::current(store.writer(), now.0).await?;
-    let last_evaluated = store::syncs::last_evaluated_all(store.writer())
-        .await?
-        .into_iter()
-        .map(|(s, t)| (s, Timestamp(t)))
-        .collect();
-    let open_incidents = store::notices::open_incidents(store.writer())
+    let pool = store.writer();
+    Ok(Loaded {
+        states: parse_states(store::alerts::load_all(pool).await?)?,
+        silences: store::silences::current(pool, now.0).await?,
+        last_evaluated: store::syncs::last_evaluated_all(pool)
+            .await?
+            .into_iter()
+            .map(|(s, t)| (s, Timestamp(t)))
+            .collect(),
+        open_incidents: open_incidents(pool).await?,
+    })
+}
+
+fn parse_states(
+    rows: Vec<crate::store::alerts::AlertRow>,
+) -> Result<Vec<crate::evaluate::AlertState>, StoreError> {
+    rows.iter()
+        .map(|row| serde_json::from_str(&row.state).map_err(|e| store::corrupt("alerts.state", e)))
+        .collect()
+}
+
+/// The open incident of each alert.
+async fn open_incidents(
+    pool: &store::Pool,
+) -> Result<HashMap<(String, String), String>, StoreError> {
+    Ok(store::notices::open_incidents(pool)
         .await?
         .into_iter()
         .map(|(rule, sync_id, id)| ((rule, sync_id), id))
-        .collect();
-    Ok(Loaded {
-        states,
-        silences,
-        last_evaluated,
-        open_incidents,
-    })
+        .collect())
 }
 
 impl Writer {
@@ -257,34 +264,47 @@ impl Writer {
         config: WriterConfig,
         clock: fn() -> Timestamp,
     ) -> Result<Writer, StoreError> {
-        let now = clock();
-        let loaded = load_state(&store, now).await?;
-        let engine_silences = loaded
+        // The generation is read before the state: a commit landing in
+        // between is merged again at the first transaction, which replaces
+        // states with themselves, instead of everything being loaded twice.
+        let generation = store.generation().await?;
+        let loaded = load_state(&store, clock()).await?;
+        let rules_tx = tokio::sync::watch::Sender::new(Arc::new(rules.clone()));
+        let mut writer = Writer {
+            store,
+            engine: Engine::new(rules),
+            config,
+            last_evaluated: HashMap::new(),
+            silences: Vec::new(),
+            open_incidents: HashMap::new(),
+            outbox_signal: tokio::sync::watch::Sender::new(0),
+            rules_tx,
+            clock,
+            generation,
+        };
+        writer.restore(loaded);
+        Ok(writer)
+    }
+
+    /// Rebuilds the engine and the mirrors from what was loaded, under the
+    /// rules in force.
+    fn restore(&mut self, loaded: Loaded) {
+        let silences = loaded
             .silences
             .iter()
             .filter_map(to_engine_silence)
             .collect();
-        let rules_tx = tokio::sync::watch::Sender::new(Arc::new(rules.clone()));
-        let engine = Engine::restore(rules, loaded.states, engine_silences);
-        Ok(Writer {
-            store,
-            engine,
-            config,
-            last_evaluated: loaded.last_evaluated,
-            silences: loaded.silences,
-            open_incidents: loaded.open_incidents,
-            outbox_signal: tokio::sync::watch::Sender::new(0),
-            rules_tx,
-            clock,
-            generation: None,
-        })
+        self.engine = Engine::restore(self.engine.rules().clone(), loaded.states, silences);
+        self.silences = loaded.silences;
+        self.last_evaluated = loaded.last_evaluated;
+        self.open_incidents = loaded.open_incidents;
     }
 
     /// Starts a write transaction. On a shared database, first takes in
     /// what other replicas committed since this one last did: the alert and
     /// sync rows stamped with a newer generation, merged into the engine;
-    /// or, after a reset (alerts removed, silences or rules changed) or at
-    /// the first transaction, everything, as at start-up.
+    /// or, after a reset (alerts removed, silences or rules changed),
+    /// everything, as at start-up.
     async fn begin(&mut self) -> Result<WriteTx, StoreError> {
         let mut tx = self.store.begin().await?;
         if let Some((current, reset)) = tx.generation().await? {
@@ -297,38 +317,19 @@ impl Writer {
                         "another replica committed; taking its changes in"
                     );
                     let pool = self.store.writer();
-                    let mut states = Vec::new();
-                    for row in store::alerts::changed_since(pool, mine).await? {
-                        states.push(
-                            serde_json::from_str(&row.state)
-                                .map_err(|e| store::corrupt("alerts.state", e))?,
-                        );
-                    }
+                    let states = parse_states(store::alerts::changed_since(pool, mine).await?)?;
                     self.engine.merge(states);
                     for (sync, t) in store::syncs::last_evaluated_since(pool, mine).await? {
                         self.last_evaluated.insert(sync, Timestamp(t));
                     }
-                    self.open_incidents = store::notices::open_incidents(pool)
-                        .await?
-                        .into_iter()
-                        .map(|(rule, sync_id, id)| ((rule, sync_id), id))
-                        .collect();
+                    self.open_incidents = open_incidents(pool).await?;
                 }
                 _ => {
                     if self.generation.is_some() {
                         tracing::debug!(from = ?self.generation, to = current, "another replica reset shared state; reloading it");
                     }
                     let loaded = load_state(&self.store, (self.clock)()).await?;
-                    let silences = loaded
-                        .silences
-                        .iter()
-                        .filter_map(to_engine_silence)
-                        .collect();
-                    self.engine =
-                        Engine::restore(self.engine.rules().clone(), loaded.states, silences);
-                    self.silences = loaded.silences;
-                    self.last_evaluated = loaded.last_evaluated;
-                    self.open_incidents = loaded.open_incidents;
+                    self.restore(loaded);
                 }
             }
             self.generation = Some(current);
@@ -497,8 +498,7 @@ impl Writer {
             return;
         }
         let result = async {
-            let tx = self.begin().await?;
-            let mut tx = tx;
+            let mut tx = self.begin().await?;
             let notices = self.engine.advance_to(now);
             let changed = !notices.is_empty() || !self.engine.dirty().is_empty();
             let changes = self.persist(&mut tx, &notices, now).await?;

@@ -3,9 +3,11 @@
 //! Per channel, so a dead channel delays only its own notices. Per alert in
 //! order: the queue query yields only the oldest unfinished delivery of each
 //! alert, so a notice never overtakes an earlier one that is being retried.
-//! Each attempt is marked `sending` before the send and recorded after it
-//! (dedup → send → record); a crash in between leaves a `sending` row that
-//! is retried at start-up with the same Message-ID / Idempotency-Key.
+//! Each attempt claims its rows (`sending`, with a lease) before the send
+//! and records the outcome after it (claim → send → record); a crash in
+//! between leaves a claimed row that is retried with the same Message-ID /
+//! Idempotency-Key: at start-up on SQLite, once the lease runs out on
+//! PostgreSQL (where another replica may be the one to retry it).
 //! Transient failures back off exponentially with jitter (honouring
 //! Retry-After); permanent ones are recorded with the reason, never retried,
 //! and never block the next notice.
@@ -102,11 +104,13 @@ enum Step {
 
 /// One round: up to [`CLAIM`] due deliveries of the channel (the oldest
 /// unfinished one of each alert, in notice order), each sent with the rest
-/// of its group. One queue read serves the whole round: only this task
-/// changes the channel's rows, and the writer only adds newer ones, which
-/// never come before a delivery already read, so each row read is still
-/// the oldest unfinished of its alert when its turn comes; a row that went
-/// out with an earlier group of the round is skipped.
+/// of its group. One queue read serves the whole round: in this process
+/// only this task changes the channel's rows, and the writer only adds
+/// newer ones, which never come before a delivery already read, so each
+/// row read is still the oldest unfinished of its alert when its turn
+/// comes; a row that went out with an earlier group of the round is
+/// skipped, and one another replica claimed meanwhile is left out by the
+/// claim.
 async fn step(outbox: &Outbox, channel: &str) -> Result<Step, StoreError> {
     let due = deliveries::due(outbox.store.reader(), channel, Timestamp::now(), CLAIM).await?;
     if due.is_empty() {

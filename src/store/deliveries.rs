@@ -1,9 +1,11 @@
 //! Delivery of notices to channels: the queue the outbox worker works.
 //!
 //! Rows are created with their notice (same transaction) and only ever
-//! change status. `sending` marks an attempt in flight: if the process dies
-//! there, the row is retried at start-up (the message carries the same
-//! Message-ID / Idempotency-Key, so a receiver can drop the duplicate).
+//! change status. `sending` marks an attempt in flight, claimed until
+//! `lease_until_ms`: if its process dies there, the row is retried when the
+//! lease runs out (at once on SQLite, whose store ends every claim when it
+//! opens). The message carries the same Message-ID / Idempotency-Key, so a
+//! receiver can drop the duplicate.
 
 use serde::Serialize;
 use sqlx::FromRow;

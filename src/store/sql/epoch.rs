@@ -2,11 +2,11 @@
 //! copy of this module is never called).
 #![allow(dead_code)]
 
-use super::Db;
+use super::{Db, Tx};
 use crate::store::Result;
 
 /// Takes the writer lock for the rest of the transaction.
-pub async fn lock(tx: &mut sqlx::Transaction<'static, Db>, key: i64) -> Result<()> {
+pub async fn lock(tx: &mut Tx, key: i64) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(key)
         .execute(&mut **tx)

@@ -188,14 +188,20 @@ fn play(engine: &mut Engine, runs: &[Run]) -> Vec<Notice> {
     out
 }
 
+/// The notices of one engine that sees the whole history, then `end`.
+fn uninterrupted(runs: &[Run], end: crate::model::Timestamp) -> Vec<Notice> {
+    let mut whole = Engine::new(rules(MIXED));
+    whole.set_silences(silences(), at(0));
+    let mut expected = play(&mut whole, runs);
+    expected.extend(whole.advance_to(end));
+    expected
+}
+
 #[test]
 fn restore_from_serialized_states_continues_like_an_uninterrupted_engine() {
     let runs = history();
     let end = at(2500);
-    let mut whole = Engine::new(rules(MIXED));
-    whole.set_silences(silences(), at(0));
-    let mut expected = play(&mut whole, &runs);
-    expected.extend(whole.advance_to(end));
+    let expected = uninterrupted(&runs, end);
     assert!(
         expected.iter().any(|n| n.held.is_some()),
         "the history exercises holds"
@@ -323,10 +329,7 @@ fn a_restored_flap_share_is_the_one_its_window_gives() {
 fn two_engines_merging_each_others_commits_act_as_one() {
     let runs = history();
     let end = at(2500);
-    let mut whole = Engine::new(rules(MIXED));
-    whole.set_silences(silences(), at(0));
-    let mut expected = play(&mut whole, &runs);
-    expected.extend(whole.advance_to(end));
+    let expected = uninterrupted(&runs, end);
 
     let mut replicas = [Engine::new(rules(MIXED)), Engine::new(rules(MIXED))];
     for e in &mut replicas {

@@ -36,6 +36,10 @@ const BATCH_CONNECTIONS: usize = 8;
 const SINGLE_CONNECTIONS: usize = 32;
 const PHASE: Duration = Duration::from_secs(6);
 const WARMUP: Duration = Duration::from_secs(1);
+const PHASES: support::Phase = support::Phase {
+    warmup: WARMUP,
+    measure: PHASE,
+};
 const BOUND_BATCHES: u64 = 2_000;
 
 fn main() {
@@ -57,13 +61,13 @@ fn main() {
         support::cpu_seconds(server.pid()),
         next.load(Ordering::Relaxed),
     );
-    let (runs_s, lat) = rt.block_on(load(
-        &server,
+    let (runs_s, lat) = rt.block_on(support::load(
+        std::slice::from_ref(&server),
         gen_.clone(),
         next.clone(),
         BATCH_CONNECTIONS,
         BATCH,
-        "batched",
+        PHASES,
     ));
     let (cpu1, n1) = (
         support::cpu_seconds(server.pid()),
@@ -84,13 +88,13 @@ fn main() {
     ));
 
     // 2. Single runs.
-    let (req_s, lat) = rt.block_on(load(
-        &server,
+    let (req_s, lat) = rt.block_on(support::load(
+        std::slice::from_ref(&server),
         gen_.clone(),
         next.clone(),
         SINGLE_CONNECTIONS,
         1,
-        "single",
+        PHASES,
     ));
     report.line(format!(
         "single (reqwest): {SINGLE_CONNECTIONS} keep-alive connections × 1 run: {req_s:.0} req/s, \
@@ -175,83 +179,6 @@ fn which(bin: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client")
-}
-
-/// `connections` keep-alive connections POST for `WARMUP` + `PHASE`, each
-/// request `per_request` runs: a bare run when 1, else a JSON array. Returns
-/// runs/s over `PHASE` and the sorted latencies (ms) of the requests in it.
-async fn load(
-    server: &support::Server,
-    gen_: Arc<RunGen>,
-    next: Arc<AtomicU64>,
-    connections: usize,
-    per_request: usize,
-    name: &'static str,
-) -> (f64, Vec<f64>) {
-    let http = client();
-    let url = server.url("/v1/runs");
-    let start = Instant::now();
-    let measure_from = start + WARMUP;
-    let end = measure_from + PHASE;
-    let counted = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (http, url, gen_, next, counted) = (
-            http.clone(),
-            url.clone(),
-            gen_.clone(),
-            next.clone(),
-            counted.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut single = String::with_capacity(1024);
-            loop {
-                if Instant::now() >= end {
-                    break;
-                }
-                let first = next.fetch_add(per_request as u64, Ordering::Relaxed);
-                let body = if per_request == 1 {
-                    single.clear();
-                    gen_.push_json(first, &mut single);
-                    single.clone()
-                } else {
-                    gen_.batch_json(first, per_request)
-                };
-                let t0 = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("post");
-                let status = resp.status();
-                let _ = resp.bytes().await;
-                assert_eq!(status, 202, "{name} ingest answered {status}");
-                let done = Instant::now();
-                if t0 >= measure_from && done <= end {
-                    lat.push(done.duration_since(t0).as_secs_f64() * 1e3);
-                    counted.fetch_add(per_request as u64, Ordering::Relaxed);
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("task"));
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let runs = counted.load(Ordering::Relaxed) as f64;
-    (runs / PHASE.as_secs_f64(), lat)
 }
 
 async fn count_runs(db: &Path) -> i64 {

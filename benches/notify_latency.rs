@@ -7,28 +7,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use support::{Sink, percentile};
+use support::percentile;
 use syncwarden::app::App;
 use syncwarden::config::Config;
 
 const SAMPLES: usize = 300;
-
-fn received(sink: &Sink) -> Vec<u128> {
-    std::fs::read_to_string(sink.dir.path().join("received.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.parse().ok())
-        .collect()
-}
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-}
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -70,13 +55,13 @@ fn main() {
                 "sync_id": format!("bench_{i}"), "run_id": "1", "status": "failed",
                 "finished_at": finished,
             });
-            let t0 = now_ns();
+            let t0 = support::now_ns();
             let resp = http.post(&url).json(&body).send().await.expect("post");
             assert_eq!(resp.status(), 202);
-            let acked = now_ns();
+            let acked = support::now_ns();
             let deadline = Instant::now() + Duration::from_secs(10);
             let arrived = loop {
-                let r = received(&sink);
+                let r = support::received(&sink);
                 if r.len() > i {
                     break r[i];
                 }

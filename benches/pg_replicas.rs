@@ -33,7 +33,10 @@ const BATCH: usize = 100;
 const BATCH_CONNECTIONS: usize = 8;
 const SINGLE_CONNECTIONS: usize = 32;
 const PHASE: Duration = Duration::from_secs(6);
-const WARMUP: Duration = Duration::from_secs(1);
+const PHASES: support::Phase = support::Phase {
+    warmup: Duration::from_secs(1),
+    measure: PHASE,
+};
 const LATENCY_SAMPLES: usize = 200;
 /// The first messages open SMTP connections: not counted.
 const LATENCY_WARMUP: usize = 20;
@@ -198,13 +201,6 @@ fn replicas(root: &Path, n: usize, database: &str, rules: &Path, extra: &str) ->
     servers
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client")
-}
-
 /// Phases 1 and 2 on `n` replicas: ((runs/s, batch latencies),
 /// (requests/s, latencies), syncwarden CPU ms per 1,000 runs of phase 1).
 /// The database of a phase: a fresh PostgreSQL database, or for `n == 0`
@@ -235,17 +231,18 @@ async fn ingest(admin: &str, n: usize) -> ((f64, Vec<f64>), (f64, Vec<f64>), f64
     let cpu =
         |servers: &[Server]| -> f64 { servers.iter().map(|s| support::cpu_seconds(s.pid())).sum() };
     let (cpu0, n0) = (cpu(&servers), next.load(Ordering::Relaxed));
-    let batched = load(
+    let batched = support::load(
         &servers,
         gen_.clone(),
         next.clone(),
         BATCH_CONNECTIONS,
         BATCH,
+        PHASES,
     )
     .await;
     let (cpu1, n1) = (cpu(&servers), next.load(Ordering::Relaxed));
     let cpu_per_krun = (cpu1 - cpu0) * 1e3 / ((n1 - n0) as f64 / 1e3).max(0.001);
-    let single = load(&servers, gen_, next, SINGLE_CONNECTIONS, 1).await;
+    let single = support::load(&servers, gen_, next, SINGLE_CONNECTIONS, 1, PHASES).await;
     for s in servers {
         s.stop();
     }
@@ -253,92 +250,6 @@ async fn ingest(admin: &str, n: usize) -> ((f64, Vec<f64>), (f64, Vec<f64>), f64
         db.drop_db().await;
     }
     (batched, single, cpu_per_krun)
-}
-
-/// `connections` keep-alive connections POST for `WARMUP` + `PHASE`, each
-/// request `per_request` runs (a bare run when 1, else an array), request
-/// `k` to replica `k mod n`. Returns runs/s over `PHASE` and the sorted
-/// latencies (ms) of the requests in it.
-async fn load(
-    servers: &[Server],
-    gen_: Arc<RunGen>,
-    next: Arc<AtomicU64>,
-    connections: usize,
-    per_request: usize,
-) -> (f64, Vec<f64>) {
-    let http = client();
-    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.url("/v1/runs")).collect());
-    let requests = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let measure_from = start + WARMUP;
-    let end = measure_from + PHASE;
-    let counted = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (http, urls, gen_, next, requests, counted) = (
-            http.clone(),
-            urls.clone(),
-            gen_.clone(),
-            next.clone(),
-            requests.clone(),
-            counted.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut single = String::with_capacity(1024);
-            while Instant::now() < end {
-                let first = next.fetch_add(per_request as u64, Ordering::Relaxed);
-                let body = if per_request == 1 {
-                    single.clear();
-                    gen_.push_json(first, &mut single);
-                    single.clone()
-                } else {
-                    gen_.batch_json(first, per_request)
-                };
-                let k = requests.fetch_add(1, Ordering::Relaxed) as usize;
-                let url = &urls[k % urls.len()];
-                let t0 = Instant::now();
-                let resp = http
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("post");
-                let status = resp.status();
-                let _ = resp.bytes().await;
-                assert_eq!(status, 202, "{url} answered {status}");
-                let done = Instant::now();
-                if t0 >= measure_from && done <= end {
-                    lat.push(done.duration_since(t0).as_secs_f64() * 1e3);
-                    counted.fetch_add(per_request as u64, Ordering::Relaxed);
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("load task"));
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let runs = counted.load(Ordering::Relaxed) as f64;
-    (runs / PHASE.as_secs_f64(), lat)
-}
-
-fn received(sink: &support::Sink) -> Vec<u128> {
-    std::fs::read_to_string(sink.dir.path().join("received.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.parse().ok())
-        .collect()
-}
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
 }
 
 /// Phase 3 on `n` replicas: sorted POST → SMTP latencies (ms).
@@ -358,7 +269,7 @@ async fn latency(admin: &str, n: usize) -> Vec<f64> {
         sink.port
     );
     let servers = replicas(root.path(), n.max(1), &url, &rules, &channel);
-    let http = client();
+    let http = support::client();
     let finished = syncwarden::model::Timestamp::now()
         .plus_millis(-60_000)
         .to_rfc3339();
@@ -368,7 +279,7 @@ async fn latency(admin: &str, n: usize) -> Vec<f64> {
             "sync_id": format!("latency_{i}"), "run_id": "1", "status": "failed",
             "finished_at": finished,
         });
-        let t0 = now_ns();
+        let t0 = support::now_ns();
         let resp = http
             .post(servers[i % servers.len()].url("/v1/runs"))
             .json(&body)
@@ -378,7 +289,7 @@ async fn latency(admin: &str, n: usize) -> Vec<f64> {
         assert_eq!(resp.status(), 202);
         let deadline = Instant::now() + Duration::from_secs(10);
         let arrived = loop {
-            let r = received(&sink);
+            let r = support::received(&sink);
             if r.len() > i {
                 break r[i];
             }

@@ -453,3 +453,108 @@ pub fn start_sink() -> Sink {
     }
     Sink { child, dir, port }
 }
+
+/// An HTTP client that keeps enough idle connections for the load phases.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client")
+}
+
+/// How long a load phase warms up, then measures.
+#[derive(Clone, Copy)]
+pub struct Phase {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// `connections` keep-alive connections POST for `warmup` + `measure`,
+/// each request `per_request` runs (a bare run when 1, else a JSON array),
+/// request `k` to server `k mod n`. Returns runs/s over `measure` and the
+/// sorted latencies (ms) of the requests in it.
+pub async fn load(
+    servers: &[Server],
+    gen_: std::sync::Arc<RunGen>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    connections: usize,
+    per_request: usize,
+    phase: Phase,
+) -> (f64, Vec<f64>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let http = client();
+    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.url("/v1/runs")).collect());
+    let requests = Arc::new(AtomicU64::new(0));
+    let measure_from = Instant::now() + phase.warmup;
+    let end = measure_from + phase.measure;
+    let counted = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (http, urls, gen_, next, requests, counted) = (
+            http.clone(),
+            urls.clone(),
+            gen_.clone(),
+            next.clone(),
+            requests.clone(),
+            counted.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut single = String::with_capacity(1024);
+            while Instant::now() < end {
+                let first = next.fetch_add(per_request as u64, Ordering::Relaxed);
+                let body = if per_request == 1 {
+                    single.clear();
+                    gen_.push_json(first, &mut single);
+                    single.clone()
+                } else {
+                    gen_.batch_json(first, per_request)
+                };
+                let k = requests.fetch_add(1, Ordering::Relaxed) as usize;
+                let url = &urls[k % urls.len()];
+                let t0 = Instant::now();
+                let resp = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("post");
+                let status = resp.status();
+                let _ = resp.bytes().await;
+                assert_eq!(status, 202, "{url} answered {status}");
+                let done = Instant::now();
+                if t0 >= measure_from && done <= end {
+                    lat.push(done.duration_since(t0).as_secs_f64() * 1e3);
+                    counted.fetch_add(per_request as u64, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("load task"));
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let runs = counted.load(Ordering::Relaxed) as f64;
+    (runs / phase.measure.as_secs_f64(), lat)
+}
+
+/// Wall-clock arrival times (unix ns) of the messages the sink received.
+pub fn received(sink: &Sink) -> Vec<u128> {
+    std::fs::read_to_string(sink.dir.path().join("received.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+/// Now, unix ns (comparable with [`received`]).
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
